@@ -1,0 +1,1 @@
+"""The NDIS library: kernel, drivers, adapters, bindings, VCs and the send paths."""
