@@ -112,7 +112,7 @@ class NDIS_SPIN_LOCK:
             )
         if dpr:
             irql.check_exactly("NdisDprAcquireSpinLock", Culprit.NDIS_USER, DISPATCH_LEVEL)
-            old = DISPATCH_LEVEL
+            old: int = DISPATCH_LEVEL
         else:
             irql.check_at_most("NdisAcquireSpinLock", Culprit.NDIS_USER)
             old = irql.raise_to(DISPATCH_LEVEL)
