@@ -6,26 +6,25 @@ Pools belong to one :class:`~pyndis.library.kernel.Ndis` kernel. They use only t
 surface of it, which keeps the descriptor modules independent of the library (and testable
 with a bare ``HostContext``). ``history()`` returns a fresh :class:`~pyndis.ownership.History`
 when the verifier is on and ``None`` otherwise, so descriptors allocated without the verifier
-pay nothing for it.
+pay nothing for it. ``verifier=True`` also creates the :class:`~pyndis.verifier.core.Verifier`
+that :meth:`HostContext.flag` reports to (``strict=True``: it raises the first violation).
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from .errors import Culprit, NdisError
 from .irql import Irql
 from .ownership import History
 from .scheduler import Scheduler
-
-if TYPE_CHECKING:
-    from .verifier.core import Verifier
+from .verifier.core import Verifier
 
 
 class HostContext:
     """The kernel-wide state every pool and descriptor can reach."""
 
-    def __init__(self, *, seed: int = 0, verifier: bool = False, trace: bool = True) -> None:
+    def __init__(
+        self, *, seed: int = 0, verifier: bool = False, strict: bool = False, trace: bool = True
+    ) -> None:
         self.irql = Irql()
         self.scheduler = Scheduler(self.irql, seed=seed, trace=trace)
         self.track_history = verifier
@@ -35,7 +34,7 @@ class HostContext:
         #: call, so a macro can tell a protocol's read from a miniport's.
         self.actors: list[Culprit] = [Culprit.NDIS_USER]
         #: the verifier (None when off): receives soft violations through :meth:`flag`
-        self.verifier: Verifier | None = None
+        self.verifier: Verifier | None = Verifier(strict=strict) if verifier else None
 
     @property
     def current_actor(self) -> Culprit:

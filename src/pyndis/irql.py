@@ -24,17 +24,23 @@ from .constants import DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL
 from .errors import Culprit, IrqlError, NdisUsageError
 
 
+class _PerThread(threading.local):
+    """Per-thread IRQL; the class default makes an unset thread read PASSIVE_LEVEL cheaply."""
+
+    level: int = PASSIVE_LEVEL
+
+
 class Irql:
     """The current IRQL of each thread, for one kernel."""
 
     __slots__ = ("_local",)
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._local = _PerThread()
 
     @property
     def level(self) -> int:
-        return getattr(self._local, "level", 0)
+        return self._local.level
 
     def set(self, level: int) -> None:
         self._local.level = level

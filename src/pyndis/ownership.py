@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
@@ -141,7 +141,10 @@ MISUSE: dict[tuple[Ownership, Event], tuple[str, str]] = {
     (O.AT_MINIPORT, E.SEND): ("R17", "sent again before its completion (use after send)"),
     (O.COMPLETING, E.SEND): ("R17", "sent again before its completion (use after send)"),
     (O.FREE, E.SEND): ("R40", "sent after it was freed (descriptors come only from a pool)"),
-    (O.DESTROYED, E.SEND): ("R4", "sent after NdisZeroMemory destroyed the descriptor"),
+    (O.DESTROYED, E.SEND): (
+        "PY-ZEROED-PACKET",
+        "sent after NdisZeroMemory destroyed it (zero NDIS_OOB_DATA_FROM_PACKET, not the packet)",
+    ),
     (O.COMPLETING, E.COMPLETE): ("PY-DOUBLE-COMPLETE", "completed twice"),
     (O.ALLOCATED, E.COMPLETE): ("PY-DOUBLE-COMPLETE", "completed after it went back to its sender"),
     (O.IN_NDIS, E.COMPLETE): ("PY-COMPLETE-NOT-OWNED", "completed but never given to it"),
@@ -203,15 +206,16 @@ def _entries(obj: Owned) -> list[HistoryEntry]:
 
 # --- history ------------------------------------------------------------------------------------
 
-_PACKAGE_DIR = __file__.rsplit("/", 1)[0]
-_USER_DIRS = (f"{_PACKAGE_DIR}/drivers/", f"{_PACKAGE_DIR}/testing/", f"{_PACKAGE_DIR}/cli/")
+# Paths are compared with "/" separators so that Windows paths (backslashes) work too.
+_PACKAGE_DIR = __file__.replace("\\", "/").rsplit("/", 1)[0] + "/"
+_USER_DIRS = (f"{_PACKAGE_DIR}drivers/", f"{_PACKAGE_DIR}testing/", f"{_PACKAGE_DIR}cli/")
 
 
 def call_site() -> str:
     """The first frame outside the pyndis core (driver, test or user code), as ``file:line``."""
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        name = frame.f_code.co_filename
+        name = frame.f_code.co_filename.replace("\\", "/")
         if not name.startswith(_PACKAGE_DIR) or name.startswith(_USER_DIRS):
             short = name.rsplit("/", 2)
             return f"{'/'.join(short[-2:])}:{frame.f_lineno} in {frame.f_code.co_name}"
@@ -257,7 +261,7 @@ class History:
         if len(self.entries) > self.limit:
             del self.entries[0]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[HistoryEntry]:
         return iter(self.entries)
 
     def __len__(self) -> int:

@@ -50,7 +50,11 @@ NS_PER_SECOND = 1_000_000_000
 
 @dataclass(order=True, slots=True)
 class WorkItem:
-    """One scheduled callback. Cancelled items stay in the heap and are skipped."""
+    """One scheduled callback. Cancelled items stay in the heap and are skipped.
+
+    ``done`` is set when the scheduler takes the item to run it, so a later :meth:`cancel`
+    reports False, as KeCancelTimer does for a timer that has already fired.
+    """
 
     due: int
     priority: int
@@ -60,10 +64,11 @@ class WorkItem:
     irql: int = field(compare=False, default=DISPATCH_LEVEL)
     label: str = field(compare=False, default="")
     cancelled: bool = field(compare=False, default=False)
+    done: bool = field(compare=False, default=False)
 
     def cancel(self) -> bool:
         """Cancel the item; True if it had not run or been cancelled yet."""
-        was = not self.cancelled
+        was = not (self.cancelled or self.done)
         self.cancelled = True
         return was
 
@@ -171,6 +176,7 @@ class Scheduler:
         if due is None:
             return False
         item = heapq.heappop(self._heap)
+        item.done = True
         self.now_ns = max(self.now_ns, item.due)
         self.executed += 1
         with self.irql.at(item.irql):
@@ -178,16 +184,16 @@ class Scheduler:
         return True
 
     def run(self, max_items: int = 10_000_000) -> int:
-        """Run until idle; returns the number of items run. Raises if ``max_items`` is hit
-        (a livelock: something keeps rescheduling itself)."""
+        """Run until idle; returns the number of items run. Raises if work is still left after
+        ``max_items`` items (a livelock: something keeps rescheduling itself)."""
         ran = 0
-        while self.step():
+        while ran < max_items and self.step():
             ran += 1
-            if ran >= max_items:
-                raise NdisUsageError(
-                    f"scheduler still busy after {max_items} items (livelock?)",
-                    rule="PY-SCHEDULER",
-                )
+        if ran >= max_items and self.next_due() is not None:
+            raise NdisUsageError(
+                f"scheduler still busy after {max_items} items (livelock?)",
+                rule="PY-SCHEDULER",
+            )
         return ran
 
     def run_until(self, t_ns: int) -> int:

@@ -134,7 +134,13 @@ class NDIS_STATUS(enum.IntEnum):
 
 
 def status_name(value: int) -> str:
-    """Return ``NDIS_STATUS_XXX`` for a known value, or the hex pattern for any other."""
+    """Return ``NDIS_STATUS_XXX`` for a known value, or the hex pattern for any other.
+
+    A negative value is read as the signed C ``NDIS_STATUS`` it came from (``-1073741823`` is
+    ``NDIS_STATUS_FAILURE``), so codes taken from ctypes or a debugger still get their name.
+    """
+    if -0x80000000 <= value < 0:
+        value &= 0xFFFFFFFF
     try:
         return str(NDIS_STATUS(value))
     except ValueError:

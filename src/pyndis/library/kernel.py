@@ -1,21 +1,259 @@
-"""The Ndis kernel (skeleton; the library core is being written)."""
+"""The Ndis kernel: one emulated machine's NDIS library.
+
+Theory of operation
+-------------------
+``Ndis`` is one kernel: its registered drivers, adapters (miniport blocks), bindings (open
+blocks), virtual connections, pools, IRQL and scheduler. Several kernels can live in one process
+(two hosts joined by a simulated wire in one test); nothing is global.
+
+The DDI surface is the set of methods with ndis.h names, gathered from one mixin per concern:
+
+==================  ====================================================================
+``BufferDdis``       buffer pools, NdisAllocateMdl (``pyndis.mdl``)
+``PacketPoolDdis``   packet pools (``pyndis.pools``)
+``NblPoolDdis``      NET_BUFFER_LIST / NET_BUFFER pools (``pyndis.nblpool``)
+``DriverDdis``       driver registration, version gate (``library.registration``)
+``AdapterDdis``      adapter life cycle, attributes, status, reset, pause (``library.adapter``)
+``BindingDdis``      NdisOpenAdapter[Ex], NdisCloseAdapter[Ex], requests (``library.binding``)
+``Send5Ddis``        NdisSend, NdisSendPackets, NdisMSendComplete... (``library.send5``)
+``Receive5Ddis``     NdisMIndicateReceivePacket, NdisReturnPackets (``library.receive5``)
+``CoDdis``           address families, VCs, calls (``library.co``)
+``CoSendDdis``       NdisCoSendPackets, NdisMCoSendComplete, CoNDIS receive (``library.cosend``)
+``Send6Ddis``        Ndis[Co]SendNetBufferLists and their completions (``library.send6``)
+==================  ====================================================================
+
+Descriptor macros that touch only a descriptor (NdisQueryPacket, NET_BUFFER_LIST_INFO...) are
+plain functions in the descriptor modules and are exported from ``pyndis``.
+
+Handlers are called through :meth:`Ndis.call`, which records which kind of driver is running
+(``actors``) so that checks can name the right culprit. Handlers run synchronously on the
+caller's stack, as in real NDIS: a miniport may complete a send before its send handler returns
+and a protocol may send again from its completion handler; the send paths are written to be
+re-entrant under those calls.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ..constants import DISPATCH_LEVEL
+from ..errors import Culprit, NdisUsageError
 from ..hostctx import HostContext
+from ..irql import NDIS_SPIN_LOCK
 from ..mdl import BufferDdis
 from ..nblpool import NblPoolDdis
 from ..pools import PacketPoolDdis
+from ..scheduler import WorkItem
 from ..verifier.core import Verifier
+from .adapter import AdapterDdis, MiniportBlock
+from .binding import BindingDdis, OpenBlock
+from .co import CoDdis
+from .cosend import CoSendDdis
+from .drivers import DriverBlock
+from .receive5 import Receive5Ddis
+from .registration import DriverDdis
+from .send5 import Send5Ddis
+from .send6 import Send6Ddis
 
 
-class Ndis(HostContext, BufferDdis, PacketPoolDdis, NblPoolDdis):
-    """One emulated kernel: its drivers, adapters, bindings, pools and scheduler."""
+class SendCounters:
+    """Per binding (or VC) send accounting: what went down, what came back, with which status."""
+
+    __slots__ = ("by_status", "completed", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.completed = 0
+        self.by_status: Counter[int] = Counter()
+
+    @property
+    def in_flight(self) -> int:
+        return self.sent - self.completed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "completed": self.completed,
+            "in_flight": self.in_flight,
+            "by_status": dict(self.by_status),
+        }
+
+
+class NDIS_MINIPORT_TIMER:
+    """An NDIS timer (NdisMInitializeTimer / NdisMSetTimer / NdisMCancelTimer)."""
+
+    __slots__ = ("FunctionContext", "TimerFunction", "item", "name")
+
+    def __init__(self) -> None:
+        self.TimerFunction: Callable[..., Any] | None = None
+        self.FunctionContext: Any = None
+        self.item: WorkItem | None = None
+        self.name = ""
+
+
+class Ndis(
+    HostContext,
+    BufferDdis,
+    PacketPoolDdis,
+    NblPoolDdis,
+    DriverDdis,
+    AdapterDdis,
+    BindingDdis,
+    Send5Ddis,
+    Receive5Ddis,
+    CoDdis,
+    CoSendDdis,
+    Send6Ddis,
+):
+    """One emulated kernel: its drivers, adapters, bindings, pools and scheduler.
+
+    ``seed`` drives every random choice; ``verifier=True`` turns on ownership histories and the
+    soft checks (``strict=True`` raises the first violation, otherwise ``verifier.check()``
+    lists them); ``trace`` keeps the event trace used by determinism tests and the CLI.
+    """
 
     def __init__(
-        self, *, seed: int = 0, verifier: bool = False, strict: bool = False, name: str = "host"
+        self,
+        *,
+        seed: int = 0,
+        verifier: bool = False,
+        strict: bool = False,
+        trace: bool = True,
+        name: str = "host",
     ) -> None:
-        super().__init__(seed=seed, verifier=verifier)
+        super().__init__(seed=seed, verifier=verifier, trace=trace)
         self.name = name
         if verifier:
             self.verifier = Verifier(strict=strict)
+        self.protocols: list[DriverBlock] = []
+        self.miniport_drivers: list[DriverBlock] = []
+        self.adapters: dict[str, MiniportBlock] = {}
+        self.bindings: list[OpenBlock] = []
+        #: the driver blocks whose handlers are running (innermost last)
+        self.driver_stack: list[DriverBlock] = []
+        self._init_send5()
+        self._init_co()
+        self._init_send6()
+
+    # --- calling into drivers -------------------------------------------------------------------
+    def call(self, block: DriverBlock, name: str, *args: Any) -> Any:
+        """Call ``block``'s handler ``name`` with the driver recorded as the running actor."""
+        fn = block.handlers.get(name)
+        if fn is None:
+            fn = block.handler(name)  # raises, naming the driver and the handler
+        self.actors.append(block.culprit)
+        self.driver_stack.append(block)
+        try:
+            return fn(*args)
+        finally:
+            self.driver_stack.pop()
+            self.actors.pop()
+
+    @property
+    def current_driver(self) -> DriverBlock | None:
+        return self.driver_stack[-1] if self.driver_stack else None
+
+    # --- IRQL and locks (wdm.h / ndis.h) ----------------------------------------------------------
+    def KeGetCurrentIrql(self) -> int:
+        return self.irql.level
+
+    def KeRaiseIrql(self, NewIrql: int) -> int:
+        """KeRaiseIrql(NewIrql, &OldIrql): returns OldIrql."""
+        return self.irql.raise_to(NewIrql)
+
+    def KeLowerIrql(self, NewIrql: int) -> None:
+        self.irql.lower_to(NewIrql)
+
+    def NdisAllocateSpinLock(self, SpinLock: NDIS_SPIN_LOCK | None = None) -> NDIS_SPIN_LOCK:
+        """NdisAllocateSpinLock: returns the initialized lock (a new one if none is given)."""
+        return SpinLock if SpinLock is not None else NDIS_SPIN_LOCK()
+
+    def NdisFreeSpinLock(self, SpinLock: NDIS_SPIN_LOCK) -> None:
+        if SpinLock.held:
+            raise NdisUsageError("NdisFreeSpinLock on a held lock", rule="PY-SPINLOCK-HELD")
+
+    def NdisAcquireSpinLock(self, SpinLock: NDIS_SPIN_LOCK) -> None:
+        SpinLock.acquire(self.irql)
+
+    def NdisReleaseSpinLock(self, SpinLock: NDIS_SPIN_LOCK) -> None:
+        SpinLock.release(self.irql)
+
+    def NdisDprAcquireSpinLock(self, SpinLock: NDIS_SPIN_LOCK) -> None:
+        SpinLock.acquire(self.irql, dpr=True)
+
+    def NdisDprReleaseSpinLock(self, SpinLock: NDIS_SPIN_LOCK) -> None:
+        SpinLock.release(self.irql, dpr=True)
+
+    # --- time and timers --------------------------------------------------------------------------
+    def NdisGetCurrentSystemTime(self) -> int:
+        """Virtual system time in 100-nanosecond units."""
+        return self.scheduler.now_ns // 100
+
+    def NdisMInitializeTimer(
+        self,
+        Timer: NDIS_MINIPORT_TIMER,
+        MiniportAdapterHandle: object,
+        TimerFunction: Callable[..., Any],
+        FunctionContext: Any,
+    ) -> None:
+        Timer.TimerFunction = TimerFunction
+        Timer.FunctionContext = FunctionContext
+
+    def NdisMSetTimer(self, Timer: NDIS_MINIPORT_TIMER, MillisecondsToDelay: int) -> None:
+        """Arm (or re-arm) the timer; its function runs at DISPATCH_LEVEL."""
+        if Timer.TimerFunction is None:
+            raise NdisUsageError("NdisMSetTimer on an uninitialized timer", rule="PY-TIMER")
+        if Timer.item is not None:
+            Timer.item.cancel()
+        fn, ctx = Timer.TimerFunction, Timer.FunctionContext
+        Timer.item = self.scheduler.call_later(
+            MillisecondsToDelay * 1_000_000,
+            fn,
+            None,
+            ctx,
+            None,
+            None,
+            irql=DISPATCH_LEVEL,
+            label="timer",
+        )
+
+    def NdisMCancelTimer(self, Timer: NDIS_MINIPORT_TIMER) -> bool:
+        """Returns TimerCancelled."""
+        item, Timer.item = Timer.item, None
+        return bool(item is not None and item.cancel())
+
+    # --- accounting -------------------------------------------------------------------------------
+    def accounting(self) -> dict[str, Any]:
+        """A snapshot of everything that must balance: pools and per-binding sends."""
+        return {
+            "pools": [{"pool": repr(p), "kind": p.kind, **p.usage()} for p in self.pools],
+            "bindings": {repr(b): b.counters.as_dict() for b in self.bindings},
+        }
+
+    def assert_nothing_lost(self) -> None:
+        """Raise unless every descriptor sent came back exactly once (sent == completed on every
+        binding and VC, nothing left at a miniport or in an NDIS queue)."""
+        problems: list[str] = []
+        for b in self.bindings:
+            if b.counters.in_flight:
+                problems.append(f"{b!r}: {b.counters.in_flight} send(s) not completed")
+        for a in self.adapters.values():
+            if a.outstanding:
+                problems.append(f"{a!r}: {a.outstanding} descriptor(s) still at the miniport")
+            if a.send_queue:
+                problems.append(f"{a!r}: {len(a.send_queue)} packet(s) still queued in NDIS")
+        problems += self._co_lost()
+        if problems:
+            raise NdisUsageError("; ".join(problems), rule="PY-LOST", culprit=Culprit.NDIS_USER)
+
+    def run(self, max_items: int = 10_000_000) -> int:
+        """Run the scheduler until idle (convenience for tests and scenarios)."""
+        return self.scheduler.run(max_items)
+
+    def __repr__(self) -> str:
+        return f"<Ndis {self.name!r} t={self.scheduler.now:.6f}s>"
+
+
+__all__ = ["NDIS_MINIPORT_TIMER", "Ndis", "SendCounters"]
