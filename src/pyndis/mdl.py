@@ -20,10 +20,16 @@ allocation reports FAILURE, never RESOURCES). ``NdisAllocateMdl`` (NDIS 6) needs
 Each MDL has one ``ownership`` field (FREE/ALLOCATED; see :mod:`pyndis.ownership`) and
 remembers the packet it is chained to, so freeing a buffer that a packet still chains is
 refused (rule 5) and a buffer pool freed with buffers outstanding lists the leaked ones.
+
+Freeing an MDL releases its view of the memory (a live view pins a ``bytearray``'s size), so
+the caller can resize its buffer again; views handed out earlier by ``NdisQueryBuffer`` stay
+valid until the caller drops them. Buffer pools take a lock around their capacity check and
+counters, so several Python threads may share one.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Union
 
@@ -83,7 +89,9 @@ class MDL:
     )
 
     def __init__(self, memory: Memory, length: int, pool: BufferPool | None) -> None:
-        view = memory if isinstance(memory, memoryview) else memoryview(memory)
+        # Always a view of our own (even over a caller's memoryview), so that freeing the MDL
+        # can release it and the caller may resize its bytearray again.
+        view = memoryview(memory)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         if not 0 <= length <= len(view):
@@ -139,6 +147,7 @@ class BufferPool(PoolBase):
         super().__init__(host, tag)
         self.capacity = number_of_descriptors
         self.live: set[MDL] = set()
+        self.lock = threading.Lock()
 
 
 class BufferDdis:
@@ -166,7 +175,7 @@ class BufferDdis:
                 f"(leaked: {leaked[:4]})",
                 rule="PY-POOL-LEAK",
                 subject=PoolHandle,
-                history=leaked[0].history.entries if leaked[0].history else None,
+                history=leaked[0].history.entries if leaked[0].history is not None else None,
             )
         PoolHandle._retire()
 
@@ -179,8 +188,15 @@ class BufferDdis:
         return mdl
 
     def NdisFreeMdl(self, Mdl: MDL) -> None:
-        """NdisFreeMdl (NDIS 6)."""
+        """NdisFreeMdl (NDIS 6): only for MDLs from NdisAllocateMdl."""
+        if isinstance(Mdl, MDL) and Mdl.pool is not None:
+            raise NdisUsageError(
+                f"NdisFreeMdl({Mdl!r}): it came from a buffer pool; free it with NdisFreeBuffer",
+                rule="PY-WRONG-FREE",
+                subject=Mdl,
+            )
         _free_mdl(Mdl)
+        Mdl.MappedSystemVa.release()
 
 
 def _check_pool(pool: object) -> None:
@@ -199,16 +215,22 @@ def NdisAllocateBuffer(
     """
     _check_pool(PoolHandle)
     PoolHandle.host.irql.check_at_most("NdisAllocateBuffer", PoolHandle.host.current_actor)
-    if len(PoolHandle.live) >= PoolHandle.capacity:
-        PoolHandle.failures += 1
-        return NDIS_STATUS.FAILURE, None
     mdl = MDL(VirtualAddress, Length, PoolHandle)
+    lock = PoolHandle.lock
+    lock.acquire()
+    try:
+        if len(PoolHandle.live) >= PoolHandle.capacity:
+            PoolHandle.failures += 1
+            mdl.MappedSystemVa.release()
+            return NDIS_STATUS.FAILURE, None
+        PoolHandle.live.add(mdl)
+        PoolHandle.outstanding += 1
+        PoolHandle.allocations += 1
+    finally:
+        lock.release()
     mdl.history = PoolHandle.host.history()
     if mdl.history is not None:
         mdl.history.record(Event.ALLOCATE, Ownership.FREE, Ownership.ALLOCATED)
-    PoolHandle.live.add(mdl)
-    PoolHandle.outstanding += 1
-    PoolHandle.allocations += 1
     return NDIS_STATUS.SUCCESS, mdl
 
 
@@ -227,12 +249,20 @@ def _free_mdl(mdl: MDL) -> None:
 
 def NdisFreeBuffer(Buffer: MDL) -> None:
     """NdisFreeBuffer: return a buffer descriptor to its pool (the memory stays the caller's)."""
-    _free_mdl(Buffer)
-    pool = Buffer.pool
-    if pool is not None:
-        pool.live.discard(Buffer)
-        pool.outstanding -= 1
-        pool.frees += 1
+    pool = Buffer.pool if isinstance(Buffer, MDL) else None
+    if pool is None:
+        _free_mdl(Buffer)
+    else:
+        lock = pool.lock
+        lock.acquire()
+        try:
+            _free_mdl(Buffer)
+            pool.live.discard(Buffer)
+            pool.outstanding -= 1
+            pool.frees += 1
+        finally:
+            lock.release()
+    Buffer.MappedSystemVa.release()
 
 
 def _live(buffer: MDL) -> MDL:

@@ -1,0 +1,1 @@
+"""The ``pyndis`` command line."""
