@@ -254,7 +254,7 @@ def test_bare_and_renamed_tables_name_real_classes() -> None:
 def test_ndis_status_values_are_unsigned_32_bit_patterns() -> None:
     for member in NDIS_STATUS:
         assert 0 <= member <= 0xFFFFFFFF, member.name
-    assert NDIS_STATUS.FAILURE == 0xC0000001  # not the signed -1073741823
+    assert int(NDIS_STATUS.FAILURE) == 0xC0000001  # not the signed -1073741823
 
 
 def test_rule_46_net_buffer_list_info_ids_are_the_ndis_6_0_ones() -> None:

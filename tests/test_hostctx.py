@@ -15,7 +15,7 @@ class TinyPool(PoolBase):
     kind = "tiny pool"
 
 
-# --- verifier switch -------------------------------------------------------------------------------
+# --- verifier switch ----------------------------------------------------------------------------
 
 
 def test_no_history_and_no_verifier_by_default() -> None:
@@ -68,11 +68,12 @@ def test_flag_in_strict_mode_raises_at_once() -> None:
 
 def test_current_actor_follows_the_actor_stack() -> None:
     host = HostContext()
-    assert host.current_actor is Culprit.NDIS_USER
+    seen = [host.current_actor]
     host.actors.append(Culprit.MINIPORT)
-    assert host.current_actor is Culprit.MINIPORT
+    seen.append(host.current_actor)
     host.actors.pop()
-    assert host.current_actor is Culprit.NDIS_USER
+    seen.append(host.current_actor)
+    assert seen == [Culprit.NDIS_USER, Culprit.MINIPORT, Culprit.NDIS_USER]
 
 
 def test_scheduler_uses_the_kernel_irql_and_seed() -> None:

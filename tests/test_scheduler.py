@@ -235,10 +235,12 @@ def test_post_from_other_threads_is_taken_in_order(sched: Scheduler) -> None:
 
 def test_post_from_many_threads_loses_nothing(sched: Scheduler) -> None:
     log, note = recorder()
-    threads = [
-        threading.Thread(target=lambda k=k: [sched.post(note, (k, n)) for n in range(250)])
-        for k in range(4)
-    ]
+
+    def reader(k: int) -> None:
+        for n in range(250):
+            sched.post(note, (k, n))
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:

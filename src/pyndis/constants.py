@@ -9,9 +9,9 @@ the header, and every member is re-exported at module level under its full C nam
 enumerator names. ``tests/data/ndis_constants.json`` holds the header values with provenance and
 ``tests/test_constants.py`` checks every constant defined here against it.
 
-Values that are not in that file but that the model needs (``MEMORY_ALLOCATION_ALIGNMENT``,
-pointer size, the CoNDIS media flag ``INDICATE_END_OF_TX``) are the amd64 values of the WDK and
-are named as such below.
+Platform values (``PAGE_SIZE``, ``MEMORY_ALLOCATION_ALIGNMENT``) are those of the amd64 WDK
+headers and are checked like the rest. Only ``POINTER_SIZE`` (a ``sizeof``, not a ``#define``)
+and ``DIRQL`` (a stand-in for any device level) are the model's own; the test lists them.
 """
 
 from __future__ import annotations
@@ -378,8 +378,8 @@ MULTIPOINT_VC = CO_CALL_FLAGS.MULTIPOINT_VC
 
 
 class CO_MEDIA_FLAGS(enum.IntFlag):
-    """CO_MEDIA_PARAMETERS.Flags bits (TRANSMIT_VC/RECEIVE_VC from the header; the
-    INDICATE_END_OF_TX bit is the value NdisMCoSendComplete's page documents)."""
+    """CO_MEDIA_PARAMETERS.Flags bits (ndis.h; INDICATE_END_OF_TX is also the value
+    NdisMCoSendComplete's page documents)."""
 
     TRANSMIT_VC = 0x4
     RECEIVE_VC = 0x8

@@ -38,14 +38,14 @@ given, and otherwise the answer is None.
 Memory NDIS allocates here (retreat MDLs, aligned copies) comes from the NB's pool's fault
 injector first, so a low-resources run can make any of it fail (rule 67).
 
-Everything here is re-exported by :mod:`pyndis.nbl`.
+Everything here is re-exported by :mod:`pyndis.nbl`, the public module.
 """
 
 from __future__ import annotations
 
 from .errors import NdisUsageError
 from .mdl import MDL, Memory
-from .nbl import (
+from .nbldesc import (
     DEAD,
     NET_BUFFER,
     NET_BUFFER_ALLOCATE_MDL,

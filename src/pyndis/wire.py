@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 A :class:`Wire` joins ports; a miniport model that owns a port calls ``port.transmit(frame)``
 and every *other* port on the wire receives a copy through its ``receive`` callback after the
-wire's latency (plus serialization time at ``rate_bps``, if given). Delivery is a work item on
-the receiving kernel's scheduler at ``max(receiver now, sender now + delay)``, at DISPATCH_LEVEL
-(a NIC's receive DPC). Loss, if configured, is drawn from the *sending* kernel's seeded random
-source, so runs stay reproducible.
+wire's latency (plus serialization time at ``rate_bps``, if given). With a rate, each port's
+transmitter sends one frame at a time (a full-duplex link): a frame starts serializing when the
+port's previous frame has finished, so a burst leaves at the line rate instead of all at once.
+Delivery is a work item on the receiving kernel's scheduler at ``max(receiver now, sender now +
+delay)``, at DISPATCH_LEVEL (a NIC's receive DPC). Loss, if configured, is drawn from the
+*sending* kernel's seeded random source, so runs stay reproducible.
 
 Kernels keep their own virtual clocks. :func:`run_kernels` co-simulates several of them: it
 always runs the earliest due item among all kernels (ties by kernel order), so no kernel's
@@ -32,7 +34,7 @@ Receive = Callable[[bytes], None]
 class WirePort:
     """One attachment point on a wire."""
 
-    __slots__ = ("host", "name", "receive", "rx_frames", "tx_frames", "wire")
+    __slots__ = ("busy_until_ns", "host", "name", "receive", "rx_frames", "tx_frames", "wire")
 
     def __init__(self, wire: Wire, host: HostContext, receive: Receive, name: str) -> None:
         self.wire = wire
@@ -41,6 +43,8 @@ class WirePort:
         self.name = name
         self.tx_frames = 0
         self.rx_frames = 0
+        #: when this port's transmitter finishes serializing its last frame (sender's clock)
+        self.busy_until_ns = 0
 
     def transmit(self, frame: bytes) -> None:
         """Put a frame on the wire (the bytes are copied: the sender may reuse its buffer)."""
@@ -78,10 +82,12 @@ class Wire:
             self.dropped += 1
             sender.host.scheduler.trace("wire-drop", sender.name, len(frame))
             return
+        sent_at = sender.host.scheduler.now_ns
         delay = self.latency_ns
         if self.rate_bps:
-            delay += len(frame) * 8 * 1_000_000_000 // self.rate_bps
-        sent_at = sender.host.scheduler.now_ns
+            start = max(sent_at, sender.busy_until_ns)
+            sender.busy_until_ns = start + len(frame) * 8 * 1_000_000_000 // self.rate_bps
+            delay += sender.busy_until_ns - sent_at
         for port in self.ports:
             if port is sender:
                 continue
@@ -107,12 +113,12 @@ def run_kernels(kernels: Sequence[HostContext], max_items: int = 10_000_000) -> 
                 best, best_due = k, due
         if best is None:
             return ran
-        best.scheduler.step()
-        ran += 1
         if ran >= max_items:
             raise NdisUsageError(
                 f"kernels still busy after {max_items} items (livelock?)", rule="PY-SCHEDULER"
             )
+        best.scheduler.step()
+        ran += 1
 
 
 __all__ = ["Wire", "WirePort", "run_kernels"]

@@ -46,13 +46,10 @@ def implemented_ddis() -> list[DdiEntry]:
     found: dict[str, DdiEntry] = {}
     for name, member in inspect.getmembers(Ndis, inspect.isfunction):
         if name.startswith(_PREFIXES):
-            module = member.__module__.removeprefix("pyndis.")
-            found[name] = DdiEntry(name, f"Ndis ({module})", _generation(name), _summary(member))
+            where = member.__module__.removeprefix("pyndis.")
+            found[name] = DdiEntry(name, f"Ndis ({where})", _generation(name), _summary(member))
     for modname in DESCRIPTOR_MODULES:
-        try:
-            module = importlib.import_module(modname)
-        except ImportError:  # pragma: no cover - every module ships with the package
-            continue
+        module = importlib.import_module(modname)
         for name, member in inspect.getmembers(module, inspect.isfunction):
             if name.startswith(_PREFIXES) and member.__module__ == modname and name not in found:
                 where = modname.removeprefix("pyndis.")

@@ -55,7 +55,9 @@ def run(seed: int, names: tuple[str, ...], out: Path, quiet: bool) -> None:
     """Run the sample stacks of every send path and report."""
     console = Console()
     selected = list(names) or list(SCENARIOS)
-    console.print(f"[bold]pyndis {__version__}[/bold]: seed {seed}, scenarios: {', '.join(selected)}")
+    console.print(
+        f"[bold]pyndis {__version__}[/bold]: seed {seed}, scenarios: {', '.join(selected)}"
+    )
     out.mkdir(parents=True, exist_ok=True)
     results: list[ScenarioResult] = []
     for name in selected:
@@ -67,8 +69,17 @@ def run(seed: int, names: tuple[str, ...], out: Path, quiet: bool) -> None:
             for line in result.details:
                 console.print(f"  {line}")
     table = Table(title=f"pyndis run (seed {seed})")
-    for column in ("scenario", "path", "sent", "completed", "statuses", "delivered", "virtual time",
-                   "violations", "nothing lost"):
+    for column in (
+        "scenario",
+        "path",
+        "sent",
+        "completed",
+        "statuses",
+        "delivered",
+        "virtual time",
+        "violations",
+        "nothing lost",
+    ):
         table.add_column(column)
     for r in results:
         table.add_row(

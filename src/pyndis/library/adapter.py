@@ -50,7 +50,7 @@ from ..constants import (
 from ..errors import Culprit, MiniportContractError, NdisUsageError
 from ..status import NDIS_STATUS
 from .drivers import DriverBlock, DriverKind, check_version
-from .states import ADAPTER_TRANSITIONS, AdapterState, move
+from .states import ADAPTER_TRANSITIONS, AdapterState, BindingState, move
 
 if TYPE_CHECKING:
     from .binding import OpenBlock
@@ -319,7 +319,8 @@ class AdapterDdis:
         return NDIS_STATUS.SUCCESS
 
     def restart_adapter(self, adapter: MiniportBlock) -> NDIS_STATUS:
-        """Restart a paused NDIS 6 adapter (MiniportRestart [-> NdisMRestartComplete])."""
+        """Restart a paused NDIS 6 adapter (MiniportRestart [-> NdisMRestartComplete]), then
+        the bindings paused above it (ProtocolNetPnPEvent(NetEventRestart))."""
         ndis: Ndis = self  # type: ignore[assignment]
         move(adapter, ADAPTER_TRANSITIONS, "restart")
         adapter.pending_restart = True
@@ -334,7 +335,13 @@ class AdapterDdis:
                 f"NdisMRestartComplete for {adapter!r}",
                 Culprit.MINIPORT,
             )
-        return NDIS_STATUS.SUCCESS if adapter.state is AdapterState.RUNNING else NDIS_STATUS.FAILURE
+        if adapter.state is not AdapterState.RUNNING:
+            return NDIS_STATUS.FAILURE
+        # the stack restarts bottom-up: the miniport first, then the bindings paused above it
+        for binding in list(adapter.bindings):
+            if binding.state is BindingState.PAUSED:
+                ndis.restart_binding(binding)
+        return NDIS_STATUS.SUCCESS
 
     def _restart_done(self, adapter: MiniportBlock, status: NDIS_STATUS) -> None:
         adapter.pending_restart = False
@@ -355,8 +362,13 @@ class AdapterDdis:
     def pause_adapter(self, adapter: MiniportBlock) -> None:
         """Pause an NDIS 6 adapter top-down (rule 59): bindings first, then the miniport."""
         ndis: Ndis = self  # type: ignore[assignment]
+        if adapter.driver.major < 6:
+            raise NdisUsageError(
+                f"cannot pause {adapter!r}: NDIS 5.x miniports have no pause", rule="PY-STATE"
+            )
         for binding in list(adapter.bindings):
-            ndis.pause_binding(binding)
+            if binding.state is BindingState.RUNNING:
+                ndis.pause_binding(binding)
         move(adapter, ADAPTER_TRANSITIONS, "pause")
         adapter.pending_pause = True
         ndis.scheduler.trace("adapter-pausing", adapter.name)

@@ -383,6 +383,10 @@ class BindingDdis:
         move(binding, BINDING_TRANSITIONS, "closed")
         if binding in binding.adapter.bindings:
             binding.adapter.bindings.remove(binding)
+        # NDIS frees the open block: a closed binding no longer counts as open (for
+        # NdisDeregisterProtocol) and nothing of it can be in flight any more.
+        if binding in ndis.bindings:
+            ndis.bindings.remove(binding)
         self._recompute_filter(binding.adapter)
         ndis.scheduler.trace("closed", binding.protocol.name, binding.adapter.name)
         if notify:
@@ -416,7 +420,6 @@ class BindingDdis:
     def _request(
         self, binding: OpenBlock, request_type: int, oid: int, value: Any
     ) -> tuple[NDIS_STATUS, Any]:
-        ndis: Ndis = self  # type: ignore[assignment]
         adapter = binding.adapter
         if request_type == NdisRequestQueryInformation:
             answers: dict[int, Any] = {
@@ -435,45 +438,52 @@ class BindingDdis:
             }
             if oid in answers:
                 return NDIS_STATUS.SUCCESS, answers[oid]
-            if adapter.driver.has("MiniportQueryInformation"):
-                status, answer = ndis.call(
-                    adapter.driver, "MiniportQueryInformation", adapter.MiniportAdapterContext, oid
-                )
-                return NDIS_STATUS(status), answer
-            return NDIS_STATUS.INVALID_OID, None
+            return self._miniport_request(adapter, request_type, oid, None)
         if request_type == NdisRequestSetInformation:
             if oid == OID_GEN_CURRENT_PACKET_FILTER:
                 binding.packet_filter = int(value)
                 self._recompute_filter(adapter)
-                if adapter.driver.has("MiniportSetInformation"):
-                    ndis.call(
-                        adapter.driver,
-                        "MiniportSetInformation",
-                        adapter.MiniportAdapterContext,
-                        oid,
-                        adapter.packet_filter,
-                    )
+                self._miniport_request(adapter, request_type, oid, adapter.packet_filter)
                 return NDIS_STATUS.SUCCESS, None
             if oid == OID_GEN_PROTOCOL_OPTIONS:
                 binding.prot_options = int(value)
                 return NDIS_STATUS.SUCCESS, None
-            if adapter.driver.has("MiniportSetInformation"):
-                status = ndis.call(
-                    adapter.driver,
-                    "MiniportSetInformation",
-                    adapter.MiniportAdapterContext,
-                    oid,
-                    value,
-                )
-                return NDIS_STATUS(status), None
-            return NDIS_STATUS.INVALID_OID, None
+            status, _ = self._miniport_request(adapter, request_type, oid, value)
+            return status, None
         raise NdisUsageError(f"unknown request type {request_type}", rule="PY-REQUEST")
+
+    def _miniport_request(
+        self, adapter: MiniportBlock, request_type: int, oid: int, value: Any
+    ) -> tuple[NDIS_STATUS, Any]:
+        """Pass a request NDIS does not answer itself to the miniport: MiniportQueryInformation /
+        MiniportSetInformation (NDIS 5.x) or MiniportOidRequest (NDIS 6). INVALID_OID if the
+        miniport has no such handler."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        driver, context = adapter.driver, adapter.MiniportAdapterContext
+        if driver.major >= 6:
+            if not driver.has("MiniportOidRequest"):
+                return NDIS_STATUS.INVALID_OID, None
+            request = NDIS_OID_REQUEST(request_type, oid, value)
+            status = NDIS_STATUS(ndis.call(driver, "MiniportOidRequest", context, request))
+            answer = (
+                request.InformationBuffer if request_type == NdisRequestQueryInformation else None
+            )
+            return status, answer
+        if request_type == NdisRequestQueryInformation:
+            if not driver.has("MiniportQueryInformation"):
+                return NDIS_STATUS.INVALID_OID, None
+            status, answer = ndis.call(driver, "MiniportQueryInformation", context, oid)
+            return NDIS_STATUS(status), answer
+        if not driver.has("MiniportSetInformation"):
+            return NDIS_STATUS.INVALID_OID, None
+        return NDIS_STATUS(ndis.call(driver, "MiniportSetInformation", context, oid, value)), None
 
     def NdisRequest(
         self, NdisBindingHandle: OpenBlock, RequestType: int, Oid: int, Value: Any = None
     ) -> tuple[NDIS_STATUS, Any]:
         """NdisRequest (NDIS 5.x), simplified: returns ``(Status, value)`` for a query."""
         binding = binding_handle(NdisBindingHandle)
+        check_version(binding.protocol, "NdisRequest")
         return self._request(binding, RequestType, Oid, Value)
 
     def NdisOidRequest(
@@ -481,6 +491,7 @@ class BindingDdis:
     ) -> NDIS_STATUS:
         """NdisOidRequest (NDIS 6): a query leaves its answer in OidRequest.InformationBuffer."""
         binding = binding_handle(NdisBindingHandle)
+        check_version(binding.protocol, "NdisOidRequest")
         status, answer = self._request(
             binding, OidRequest.RequestType, OidRequest.Oid, OidRequest.InformationBuffer
         )

@@ -201,6 +201,7 @@ class DriverBlock:
 
 
 #: DDI -> (the NDIS major version that has it, the DDI to use instead in the other version).
+#: DDIs both generations have (NdisMResetComplete, for one) are not listed.
 DDI_VERSIONS: dict[str, tuple[int, str]] = {
     # NDIS 5.x only
     "NdisRegisterProtocol": (5, "NdisRegisterProtocolDriver"),
@@ -208,6 +209,7 @@ DDI_VERSIONS: dict[str, tuple[int, str]] = {
     "NdisMSetAttributesEx": (5, "NdisMSetMiniportAttributes"),
     "NdisOpenAdapter": (5, "NdisOpenAdapterEx"),
     "NdisCloseAdapter": (5, "NdisCloseAdapterEx"),
+    "NdisRequest": (5, "NdisOidRequest"),
     "NdisSend": (5, "NdisSendNetBufferLists"),
     "NdisSendPackets": (5, "NdisSendNetBufferLists"),
     "NdisCoSendPackets": (5, "NdisCoSendNetBufferLists"),
@@ -218,7 +220,6 @@ DDI_VERSIONS: dict[str, tuple[int, str]] = {
     "NdisMCoIndicateReceivePacket": (5, "NdisMCoIndicateReceiveNetBufferLists"),
     "NdisReturnPackets": (5, "NdisReturnNetBufferLists"),
     "NdisMIndicateStatus": (5, "NdisMIndicateStatusEx"),
-    "NdisMResetComplete": (5, "NdisMResetComplete (NDIS 6 signature)"),
     "NdisAllocatePacketPool": (5, "NdisAllocateNetBufferListPool"),
     "NdisAllocatePacketPoolEx": (5, "NdisAllocateNetBufferListPool"),
     "NdisAllocatePacket": (5, "NdisAllocateNetBufferList"),
@@ -231,6 +232,7 @@ DDI_VERSIONS: dict[str, tuple[int, str]] = {
     "NdisMSetMiniportAttributes": (6, "NdisMSetAttributesEx"),
     "NdisOpenAdapterEx": (6, "NdisOpenAdapter"),
     "NdisCloseAdapterEx": (6, "NdisCloseAdapter"),
+    "NdisOidRequest": (6, "NdisRequest"),
     "NdisSendNetBufferLists": (6, "NdisSend or NdisSendPackets"),
     "NdisCoSendNetBufferLists": (6, "NdisCoSendPackets"),
     "NdisMSendNetBufferListsComplete": (6, "NdisMSendComplete"),

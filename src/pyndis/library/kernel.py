@@ -46,7 +46,6 @@ from ..mdl import BufferDdis
 from ..nblpool import NblPoolDdis
 from ..pools import PacketPoolDdis
 from ..scheduler import WorkItem
-from ..verifier.core import Verifier
 from .adapter import AdapterDdis, MiniportBlock
 from .binding import BindingDdis, OpenBlock
 from .co import CoDdis
@@ -123,10 +122,8 @@ class Ndis(
         trace: bool = True,
         name: str = "host",
     ) -> None:
-        super().__init__(seed=seed, verifier=verifier, trace=trace)
+        super().__init__(seed=seed, verifier=verifier, strict=strict, trace=trace)
         self.name = name
-        if verifier:
-            self.verifier = Verifier(strict=strict)
         self.protocols: list[DriverBlock] = []
         self.miniport_drivers: list[DriverBlock] = []
         self.adapters: dict[str, MiniportBlock] = {}
@@ -227,9 +224,15 @@ class Ndis(
     # --- accounting -------------------------------------------------------------------------------
     def accounting(self) -> dict[str, Any]:
         """A snapshot of everything that must balance: pools and per-binding sends."""
+        bindings: dict[str, dict[str, Any]] = {}
+        for b in self.bindings:
+            key = repr(b)
+            if key in bindings:  # the same protocol opened the same adapter twice
+                key = f"{key}#{sum(1 for k in bindings if k.startswith(key))}"
+            bindings[key] = b.counters.as_dict()
         return {
             "pools": [{"pool": repr(p), "kind": p.kind, **p.usage()} for p in self.pools],
-            "bindings": {repr(b): b.counters.as_dict() for b in self.bindings},
+            "bindings": bindings,
         }
 
     def assert_nothing_lost(self) -> None:
