@@ -45,7 +45,7 @@ def block(
     return DriverBlock(driver_with(*names), kind, version, "drv", culprit)
 
 
-# --- handler resolution --------------------------------------------------------------------------
+# --- handler resolution ---------------------------------------------------------------------------
 
 
 def test_handlers_are_resolved_once_by_name() -> None:
@@ -67,7 +67,8 @@ def test_handler_names_are_unique_and_kind_prefixed() -> None:
     assert len(set(PROTOCOL_HANDLERS)) == len(PROTOCOL_HANDLERS)
     assert len(set(MINIPORT_HANDLERS)) == len(MINIPORT_HANDLERS)
     assert all(n.startswith("Protocol") for n in PROTOCOL_HANDLERS)
-    assert all(n.startswith("Miniport") for n in MINIPORT_HANDLERS)
+    # a miniport call manager (MCM) supplies the call-manager handlers under their own names
+    assert all(n.startswith(("Miniport", "ProtocolCm")) for n in MINIPORT_HANDLERS)
 
 
 def test_instance_attributes_count_as_handlers() -> None:

@@ -711,6 +711,16 @@ def test_macros_refuse_freed_packet(env: Env) -> None:
         assert err.value.rule == "PY-USE-AFTER-FREE", name
 
 
+def test_packet_not_from_a_pool_refused() -> None:
+    packet = NDIS_PACKET(0)
+    with pytest.raises(NdisUsageError) as err:
+        NdisQueryPacket(packet)
+    assert err.value.rule == "R40"
+    with pytest.raises(NdisUsageError) as err:
+        NdisFreePacket(packet)
+    assert err.value.rule == "R40"
+
+
 # --- OOB Status while in flight (rule 17, verifier) ---------------------------------------------
 
 

@@ -18,9 +18,11 @@ from pyndis.errors import (
 from pyndis.library.states import (
     ADAPTER_TRANSITIONS,
     BINDING_TRANSITIONS,
+    CALL_TRANSITIONS,
     VC_TRANSITIONS,
     AdapterState,
     BindingState,
+    CallState,
     VcState,
     bad_move,
     move,
@@ -43,6 +45,7 @@ TABLES: list[tuple[str, dict[Any, Any], type[enum.IntEnum]]] = [
     ("adapter", ADAPTER_TRANSITIONS, AdapterState),
     ("binding", BINDING_TRANSITIONS, BindingState),
     ("vc", VC_TRANSITIONS, VcState),
+    ("call", CALL_TRANSITIONS, CallState),
 ]
 
 
@@ -127,7 +130,7 @@ def test_bad_move_renders_a_plain_state() -> None:
     assert "cannot go in state None" in err.message
 
 
-# --- the shapes of the life cycles (rules 57 and 58) -------------------------------------------
+# --- the shapes of the life cycles (rules 57 and 58) ----------------------------------------------
 
 
 def _walk(table: dict[Any, Any], start: enum.IntEnum, events: list[str]) -> list[enum.IntEnum]:

@@ -27,7 +27,7 @@ from .errors import Culprit, IrqlError, NdisUsageError
 class _PerThread(threading.local):
     """Per-thread IRQL; the class default makes an unset thread read PASSIVE_LEVEL cheaply."""
 
-    level: int = PASSIVE_LEVEL
+    level: int = int(PASSIVE_LEVEL)
 
 
 class Irql:

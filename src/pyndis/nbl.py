@@ -31,6 +31,8 @@ that costs one table look-up.
 
 from __future__ import annotations
 
+from types import FunctionType
+
 from .nbldesc import (
     DEAD,
     IN_FLIGHT,
@@ -156,3 +158,16 @@ __all__ = [
     "nbl_bytes",
     "partial_mdl",
 ]
+
+
+def _claim_functions() -> None:
+    """Re-exported functions name this module as theirs: it is the public home of the DDIs
+    (``help()``, introspection such as ``pyndis.cli.ddis``), while the code stays split over
+    nbldesc and nblops for size."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, FunctionType):
+            obj.__module__ = __name__
+
+
+_claim_functions()

@@ -80,11 +80,18 @@ def _checked_chain(chain: MDL | None, offset: int, length: int, rule: str) -> No
         )
 
 
+def _check_context(size: int, backfill: int) -> None:
+    check_context_size(size, "ContextSize", "PY-CONTEXT-SIZE")
+    check_context_size(backfill, "ContextBackFill", "PY-CONTEXT-SIZE")
+
+
 def _start_nbl(pool: NblPool, nbl: NET_BUFFER_LIST, context_size: int, backfill: int) -> None:
     nbl.reset()
-    nbl.history = pool.host.history()
+    host = pool.host
+    nbl.history = host.history() if host.track_history else None
     transition(nbl, Event.ALLOCATE)
-    size = max(pool.ContextSize, context_size + backfill)
+    size = context_size + backfill
+    size = max(size, pool.ContextSize)
     if size:
         ctx = nbl.base_context
         if ctx is None:
@@ -101,7 +108,8 @@ def _start_nb(nb: NET_BUFFER, chain: MDL | None, offset: int, length: int) -> No
     nb.reset(chain, offset, length)
     pool = nb.NdisPoolHandle
     assert pool is not None
-    nb.history = pool.host.history()
+    host = pool.host
+    nb.history = host.history() if host.track_history else None
     transition(nb, Event.ALLOCATE)
 
 
@@ -119,8 +127,8 @@ def NdisAllocateNetBufferList(
 ) -> NET_BUFFER_LIST | None:
     """An NBL (with its pre-allocated NB, MDL and data if the pool has them), or None."""
     pool = nbl_pool_handle(PoolHandle, "NdisAllocateNetBufferList")
-    check_context_size(ContextSize, "ContextSize", "PY-CONTEXT-SIZE")
-    check_context_size(ContextBackFill, "ContextBackFill", "PY-CONTEXT-SIZE")
+    if ContextSize or ContextBackFill:
+        _check_context(ContextSize, ContextBackFill)
     nbl = pool.take()
     if nbl is None:
         return None
@@ -152,8 +160,8 @@ def NdisAllocateNetBufferAndNetBufferList(
             f"DataSize={pool.DataSize}",
             rule="R39",
         )
-    check_context_size(ContextSize, "ContextSize", "PY-CONTEXT-SIZE")
-    check_context_size(ContextBackFill, "ContextBackFill", "PY-CONTEXT-SIZE")
+    if ContextSize or ContextBackFill:
+        _check_context(ContextSize, ContextBackFill)
     _checked_chain(MdlChain, DataOffset, DataLength, "R39")
     nbl = pool.take()
     if nbl is None:
@@ -201,6 +209,7 @@ def NdisAllocateNetBufferMdlAndData(PoolHandle: NbPool) -> NET_BUFFER | None:
 
 
 def _free_check(obj: NET_BUFFER | NET_BUFFER_LIST) -> None:
+    """Raise the ownership table's error unless ``obj`` may be freed now."""
     if not can(obj, Event.FREE):
         raise illegal_transition(obj, Event.FREE)
 
@@ -227,14 +236,27 @@ def NdisFreeNetBuffer(NetBuffer: NET_BUFFER) -> None:
             history=history_of(nb),
         )
     nb_pool_handle(pool, "NdisFreeNetBuffer")
-    _free_check(nb)
-    drop_retreats(nb, "NdisFreeNetBuffer")
+    if nb.ownership is not _ALLOCATED:
+        _free_check(nb)
+    mdl = nb.own_mdl
+    if mdl is not None and mdl.ownership is not _ALLOCATED:
+        raise NdisUsageError(
+            f"the MDL NdisAllocateNetBufferMdlAndData made for {nb!r} was freed on its own; "
+            "it is freed only with the NET_BUFFER",
+            rule="PY-WRONG-FREE",
+            subject=nb,
+        )
+    if nb.retreats:
+        drop_retreats(nb, "NdisFreeNetBuffer")
     transition(nb, Event.FREE)
     pool.give_back(nb)
 
 
 def NdisFreeNetBufferList(NetBufferList: NET_BUFFER_LIST) -> None:
-    """Free an NBL and what was pre-allocated with it; NBs linked later are not freed."""
+    """Free an NBL and what was pre-allocated with it; NBs linked later are not freed.
+
+    Every check comes first, so a refused free leaves everything as it was.
+    """
     nbl = NetBufferList
     if type(nbl) is not NET_BUFFER_LIST:
         raise NdisUsageError(f"{nbl!r} is not a NET_BUFFER_LIST", rule="PY-BAD-HANDLE")
@@ -244,7 +266,30 @@ def NdisFreeNetBufferList(NetBufferList: NET_BUFFER_LIST) -> None:
             rule="R40",
         )
     pool = nbl_pool_handle(nbl.NdisPoolHandle, "NdisFreeNetBufferList")
-    _free_check(nbl)
+    if nbl.ownership is not _ALLOCATED:
+        _free_check(nbl)
+    if nbl.clone_flags is not None or nbl.ChildRefCount or nbl.context_stack:
+        _refuse_free(nbl)
+    nb = nbl.own_nb
+    if nb is not None:
+        if nb.ownership is not _ALLOCATED:
+            _free_check(nb)
+        mdl = nb.own_mdl
+        if mdl is not None and mdl.ownership is not _ALLOCATED:
+            raise NdisUsageError(
+                f"the MDL pre-allocated with {nbl!r} was freed on its own; it is freed only "
+                "with the NET_BUFFER_LIST",
+                rule="R39",
+                subject=nbl,
+            )
+        if nb.retreats:
+            drop_retreats(nb, "NdisFreeNetBufferList")
+        transition(nb, Event.FREE)
+    transition(nbl, Event.FREE)
+    pool.give_back(nbl)
+
+
+def _refuse_free(nbl: NET_BUFFER_LIST) -> None:
     if nbl.clone_flags is not None:
         raise NdisUsageError(
             f"NdisFreeNetBufferList on the clone {nbl!r}: free clones with "
@@ -255,20 +300,6 @@ def NdisFreeNetBufferList(NetBufferList: NET_BUFFER_LIST) -> None:
         )
     _check_no_children(nbl, "NdisFreeNetBufferList")
     _check_no_context(nbl, "NdisFreeNetBufferList")
-    nb = nbl.own_nb
-    if nb is not None:
-        _free_check(nb)
-        if nb.own_mdl is not None and nb.own_mdl.ownership is not _ALLOCATED:
-            raise NdisUsageError(
-                f"the MDL pre-allocated with {nbl!r} was freed on its own; it is freed only "
-                "with the NET_BUFFER_LIST",
-                rule="R39",
-                subject=nbl,
-            )
-        drop_retreats(nb, "NdisFreeNetBufferList")
-        transition(nb, Event.FREE)
-    transition(nbl, Event.FREE)
-    pool.give_back(nbl)
 
 
 def _check_no_children(nbl: NET_BUFFER_LIST, ddi: str) -> None:

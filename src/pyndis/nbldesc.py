@@ -1,8 +1,14 @@
 """NET_BUFFER, NET_BUFFER_LIST, NET_BUFFER_LIST_CONTEXT, their macros and chain helpers.
 
-The descriptor model is described in :mod:`pyndis.nbl`, the public module that re-exports this
-one together with :mod:`pyndis.nblops` (context and data-space DDIs). This module imports
-neither, so the three form no import cycle.
+Theory of operation
+-------------------
+The descriptors are slotted classes with the header's field names plus the model's own slots:
+``ownership`` and ``history`` (see :mod:`pyndis.ownership`), and the bookkeeping the DDIs need
+(``retreats`` of an NB, the pre-allocated ``own_nb``/``own_mdl``, the ``context_stack`` of an
+NBL, a clone's ``clone_flags``/``clone_nbs``). ``reset()`` gives every public field its
+allocation value; only the pools call it. Chain positions (``locate``) follow the CurrentMdl
+rule given in :mod:`pyndis.nbl`, the public module that re-exports this one together with
+:mod:`pyndis.nblops`; this module imports neither, so the three form no import cycle.
 """
 
 from __future__ import annotations
@@ -120,7 +126,8 @@ class NET_BUFFER:
         self.retreats: list[RetreatRecord] | None = None
         #: the NBL this NB was pre-allocated with or cloned for (freed only with it)
         self.owner: NET_BUFFER_LIST | None = None
-        #: the MDL over data the pool pre-allocated for this NB (DataSize pools)
+        #: MDLs NDIS made for this NB and frees with it: the MDL over pre-allocated data
+        #: (DataSize pools), or the first of a clone's partial MDLs
         self.own_mdl: MDL | None = None
 
     def reset(self, chain: MDL | None, offset: int, length: int) -> None:

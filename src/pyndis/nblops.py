@@ -406,7 +406,9 @@ def NdisGetDataBuffer(
     mdl = nb.CurrentMdl
     offset = nb.CurrentMdlOffset
     if mdl is None:
-        return memoryview(b"")
+        mdl, offset = locate(nb.MdlChain, nb.DataOffset)
+        if mdl is None:
+            return memoryview(b"")
     address = mdl.ByteOffset + offset
     if mdl.ByteCount - offset >= BytesNeeded:
         if (address - AlignOffset) % AlignMultiple == 0:

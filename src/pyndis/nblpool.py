@@ -51,6 +51,7 @@ the allocation/free/clone DDIs in :mod:`pyndis.nblalloc`; this module re-exports
 
 from __future__ import annotations
 
+from types import FunctionType
 from typing import Any
 
 from .constants import DISPATCH_LEVEL
@@ -209,3 +210,16 @@ __all__ = [
     "NdisFreeNetBufferList",
     "PoolLeakError",
 ]
+
+
+def _claim_functions() -> None:
+    """Re-exported functions name this module as theirs: it is the public home of the DDIs
+    (``help()``, introspection such as ``pyndis.cli.ddis``), while the code stays split over
+    nblpoolbase and nblalloc for size."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, FunctionType):
+            obj.__module__ = __name__
+
+
+_claim_functions()

@@ -1,14 +1,20 @@
-"""NDIS 6 pool parameters and pool objects (NblPool, NbPool).
+"""NDIS 6 pool parameters (rule 38) and the pool objects NblPool and NbPool.
 
-Pool behaviour (limits, fault injection, recycling, locking) is described in
-:mod:`pyndis.nblpool`, the public module that re-exports this one with :mod:`pyndis.nblalloc`.
+Theory of operation
+-------------------
+A pool is a lock, a free list of recycled descriptors, the list of every descriptor it made
+(for leak listing), the PoolBase counters, an optional ``limit`` and a fault injector
+(``fail_next``, ``fail_rate``). ``take()`` hands out a descriptor (not yet reset) or None;
+``give_back()`` recycles one. While no limit or fault is set, ``take()`` skips both checks
+(one flag test). Parameter checks and handle checks (``nbl_pool_handle``, ``nb_pool_handle``,
+which also check the IRQL) live here too. The public module is :mod:`pyndis.nblpool`.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from .constants import (
     DISPATCH_LEVEL,
@@ -187,34 +193,63 @@ class DescriptorPoolBase(PoolBase):
         self, host: HostContext, tag: str, limit: int | None, handle: object, rate: float
     ) -> None:
         super().__init__(host, tag)
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise NdisUsageError(f"pool limit {limit!r} is not a count", rule="PY-BAD-ARGUMENT")
-        #: the most descriptors out at once (None: no limit, as in NDIS)
-        self.limit = limit
         #: the NdisHandle the pool was allocated with (the driver's or None)
         self.NdisHandle = handle
         self.lock = threading.Lock()
-        #: probability that an allocation fails (rule 67), drawn from scheduler.random
-        self.fail_rate = rate
         self._fail_next = 0
+        self._fail_rate = 0.0
+        self._limit: int | None = None
+        #: True when an allocation must consult the limit or the fault injector (slow path)
+        self._checked = False
+        self.limit = limit
+        self.fail_rate = rate
+
+    @property
+    def limit(self) -> int | None:
+        """The most descriptors out at once (None: no limit, as in NDIS)."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, limit: int | None) -> None:
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise NdisUsageError(f"pool limit {limit!r} is not a count", rule="PY-BAD-ARGUMENT")
+        self._limit = limit
+        self._update_checked()
+
+    @property
+    def fail_rate(self) -> float:
+        """Probability that an allocation fails (rule 67), drawn from ``scheduler.random``."""
+        return self._fail_rate
+
+    @fail_rate.setter
+    def fail_rate(self, rate: float) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise NdisUsageError(f"fault rate {rate!r} is not in [0, 1]", rule="PY-BAD-ARGUMENT")
+        self._fail_rate = rate
+        self._update_checked()
+
+    def _update_checked(self) -> None:
+        self._checked = bool(self._fail_next or self._fail_rate or self._limit is not None)
 
     def fail_next(self, count: int = 1) -> None:
         """Make the next ``count`` allocations from this pool fail."""
         with self.lock:
             self._fail_next += count
+            self._update_checked()
 
     def _should_fail(self) -> bool:
         """Fault injection; call with the lock held."""
         if self._fail_next:
             self._fail_next -= 1
-        elif not (self.fail_rate and self.host.scheduler.random.random() < self.fail_rate):
+            self._update_checked()
+        elif not (self._fail_rate and self.host.scheduler.random.random() < self._fail_rate):
             return False
         self.failures += 1
         return True
 
     def inject_fault(self) -> bool:
         """True if an allocation NDIS makes for this pool's descriptors should fail now."""
-        if not (self._fail_next or self.fail_rate):
+        if not (self._fail_next or self._fail_rate):
             return False
         with self.lock:
             return self._should_fail()
@@ -223,16 +258,14 @@ class DescriptorPoolBase(PoolBase):
         if self.freed:
             raise NdisUsageError(f"{self!r} was already freed", rule="PY-BAD-HANDLE")
 
-    def _admit(self) -> bool:
-        """Account for one allocation; False if it must fail. Call with the lock held."""
+    def _refused(self) -> bool:
+        """Limit and fault injection for one allocation. Call with the lock held."""
         if (self._fail_next or self.fail_rate) and self._should_fail():
-            return False
-        if self.limit is not None and self.outstanding >= self.limit:
+            return True
+        if self._limit is not None and self.outstanding >= self._limit:
             self.failures += 1
-            return False
-        self.outstanding += 1
-        self.allocations += 1
-        return True
+            return True
+        return False
 
     def __repr__(self) -> str:
         tag = f" {self.tag!r}" if self.tag else ""
@@ -280,9 +313,12 @@ class NblPool(DescriptorPoolBase):
     def take(self) -> NET_BUFFER_LIST | None:
         """A recycled or new NBL, not yet reset; None if the allocation fails."""
         with self.lock:
-            self._check_live()
-            if not self._admit():
+            if self.freed:
+                self._check_live()
+            if self._checked and self._refused():
                 return None
+            self.outstanding += 1
+            self.allocations += 1
             free = self.free_list
             return free.pop() if free else self._create()
 
@@ -320,9 +356,12 @@ class NbPool(DescriptorPoolBase):
     def take(self) -> NET_BUFFER | None:
         """A recycled or new NB, not yet reset; None if the allocation fails."""
         with self.lock:
-            self._check_live()
-            if not self._admit():
+            if self.freed:
+                self._check_live()
+            if self._checked and self._refused():
                 return None
+            self.outstanding += 1
+            self.allocations += 1
             if self.free_list:
                 return self.free_list.pop()
             nb = NET_BUFFER(self)
@@ -341,27 +380,29 @@ class NbPool(DescriptorPoolBase):
         return [nb for nb in self.nbs if nb.ownership is not _FREE]
 
 
+def _bad_handle(handle: object, ddi: str, kind: str) -> NoReturn:
+    if isinstance(handle, DescriptorPoolBase) and handle.freed:
+        raise NdisUsageError(f"{ddi}: {handle!r} was already freed", rule="PY-BAD-HANDLE")
+    raise NdisUsageError(f"{ddi}: {handle!r} is not a {kind} pool handle", rule="PY-BAD-HANDLE")
+
+
 def nbl_pool_handle(handle: object, ddi: str) -> NblPool:
-    if type(handle) is not NblPool:
-        raise NdisUsageError(
-            f"{ddi}: {handle!r} is not a NET_BUFFER_LIST pool handle", rule="PY-BAD-HANDLE"
-        )
-    handle._check_live()
-    irql = handle.host.irql
-    if irql.level > DISPATCH_LEVEL:
-        irql.check_at_most(ddi, handle.host.current_actor)
+    """``handle`` as a live NET_BUFFER_LIST pool, after the IRQL check of ``ddi`` (<= DISPATCH)."""
+    if type(handle) is not NblPool or handle.freed:
+        _bad_handle(handle, ddi, "NET_BUFFER_LIST")
+    host = handle.host
+    if host.irql.level > DISPATCH_LEVEL:
+        host.irql.check_at_most(ddi, host.current_actor)
     return handle
 
 
 def nb_pool_handle(handle: object, ddi: str) -> NbPool:
-    if type(handle) is not NbPool:
-        raise NdisUsageError(
-            f"{ddi}: {handle!r} is not a NET_BUFFER pool handle", rule="PY-BAD-HANDLE"
-        )
-    handle._check_live()
-    irql = handle.host.irql
-    if irql.level > DISPATCH_LEVEL:
-        irql.check_at_most(ddi, handle.host.current_actor)
+    """``handle`` as a live NET_BUFFER pool, after the IRQL check of ``ddi`` (<= DISPATCH)."""
+    if type(handle) is not NbPool or handle.freed:
+        _bad_handle(handle, ddi, "NET_BUFFER")
+    host = handle.host
+    if host.irql.level > DISPATCH_LEVEL:
+        host.irql.check_at_most(ddi, host.current_actor)
     return handle
 
 

@@ -88,6 +88,9 @@ class Scheduler:
         self.tracing = trace
         self.events: list[str] = []
         self.executed = 0
+        #: the item whose callback is running (None outside the scheduler): lets the library
+        #: collect work done during one DPC and finish it when the DPC is over
+        self.current: WorkItem | None = None
 
     # --- time --------------------------------------------------------------------------------
     @property
@@ -179,8 +182,12 @@ class Scheduler:
         item.done = True
         self.now_ns = max(self.now_ns, item.due)
         self.executed += 1
-        with self.irql.at(item.irql):
-            item.callback(*item.args)
+        outer, self.current = self.current, item
+        try:
+            with self.irql.at(item.irql):
+                item.callback(*item.args)
+        finally:
+            self.current = outer
         return True
 
     def run(self, max_items: int = 10_000_000) -> int:

@@ -48,8 +48,8 @@ from ..constants import (
     OID_GEN_MAXIMUM_SEND_PACKETS,
     OID_GEN_MAXIMUM_TOTAL_SIZE,
     OID_GEN_MEDIA_CONNECT_STATUS,
-    NdisMedium802_3,
     NdisMediaStateConnected,
+    NdisMedium802_3,
 )
 from ..packet import NDIS_PACKET, NDIS_SET_PACKET_STATUS
 from ..status import NDIS_STATUS

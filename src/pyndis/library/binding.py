@@ -263,6 +263,7 @@ class BindingDdis:
         adapter.bindings.append(binding)
         ndis.bindings.append(binding)
         ndis.scheduler.trace("open", protocol.name, adapter.name)
+        ndis._co_binding_opened(binding)  # CoNDIS: offer the adapter's address families
         return NDIS_STATUS.SUCCESS, binding, mediums.index(adapter.medium)
 
     def NdisOpenAdapter(

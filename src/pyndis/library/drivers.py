@@ -75,6 +75,11 @@ PROTOCOL_HANDLERS = (
     "ProtocolCmActivateVcComplete",
     "ProtocolCmDeactivateVcComplete",
     "ProtocolCmIncomingCallComplete",
+    "ProtocolCmRegisterSap",
+    "ProtocolCmDeregisterSap",
+    "ProtocolClRegisterSapComplete",
+    "ProtocolClDeregisterSapComplete",
+    "ProtocolCoReceiveComplete",
     # NDIS 6
     "ProtocolBindAdapterEx",
     "ProtocolUnbindAdapterEx",
@@ -107,6 +112,17 @@ MINIPORT_HANDLERS = (
     "MiniportCoActivateVc",
     "MiniportCoDeactivateVc",
     "MiniportCoRequest",
+    # CoNDIS call-manager handlers of a miniport call manager (MCM): same names as a
+    # stand-alone call manager's
+    "ProtocolCmOpenAf",
+    "ProtocolCmCloseAf",
+    "ProtocolCmRegisterSap",
+    "ProtocolCmDeregisterSap",
+    "ProtocolCmMakeCall",
+    "ProtocolCmCloseCall",
+    "ProtocolCmIncomingCallComplete",
+    "ProtocolCmActivateVcComplete",
+    "ProtocolCmDeactivateVcComplete",
     # NDIS 6
     "MiniportInitializeEx",
     "MiniportHaltEx",
@@ -212,6 +228,7 @@ DDI_VERSIONS: dict[str, tuple[int, str]] = {
     "NdisRequest": (5, "NdisOidRequest"),
     "NdisSend": (5, "NdisSendNetBufferLists"),
     "NdisSendPackets": (5, "NdisSendNetBufferLists"),
+    "NdisCancelSendPackets": (5, "NdisCancelSendNetBufferLists"),
     "NdisCoSendPackets": (5, "NdisCoSendNetBufferLists"),
     "NdisMSendComplete": (5, "NdisMSendNetBufferListsComplete"),
     "NdisMSendResourcesAvailable": (5, "nothing: an NDIS 6 miniport queues what it cannot send"),
@@ -246,6 +263,13 @@ DDI_VERSIONS: dict[str, tuple[int, str]] = {
     "NdisMRestartComplete": (6, "nothing: NDIS 5.x has no restart"),
     "NdisAllocateNetBufferListPool": (6, "NdisAllocatePacketPool"),
     "NdisAllocateNetBufferPool": (6, "NdisAllocatePacketPool"),
+    # CoNDIS: the NDIS 6 forms of the address-family DDIs take no characteristics
+    "NdisClOpenAddressFamily": (5, "NdisClOpenAddressFamilyEx"),
+    "NdisCmRegisterAddressFamily": (5, "NdisCmRegisterAddressFamilyEx"),
+    "NdisMCmRegisterAddressFamily": (5, "NdisMCmRegisterAddressFamilyEx"),
+    "NdisClOpenAddressFamilyEx": (6, "NdisClOpenAddressFamily"),
+    "NdisCmRegisterAddressFamilyEx": (6, "NdisCmRegisterAddressFamily"),
+    "NdisMCmRegisterAddressFamilyEx": (6, "NdisMCmRegisterAddressFamily"),
 }
 
 

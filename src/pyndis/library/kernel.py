@@ -19,7 +19,9 @@ The DDI surface is the set of methods with ndis.h names, gathered from one mixin
 ``Receive5Ddis``     NdisMIndicateReceivePacket, NdisReturnPackets (``library.receive5``)
 ``CoDdis``           address families, VCs, calls (``library.co``)
 ``CoSendDdis``       NdisCoSendPackets, NdisMCoSendComplete, CoNDIS receive (``library.cosend``)
-``Send6Ddis``        Ndis[Co]SendNetBufferLists and their completions (``library.send6``)
+``Send6Ddis``        NdisSendNetBufferLists and NDIS 6 completions (``library.send6``)
+``CoSend6Ddis``      NdisCoSendNetBufferLists, CoNDIS 6 receive (``library.cosend6``)
+``Receive6Ddis``     NDIS 6 receive, NdisReturnNetBufferLists, loopback (``library.receive6``)
 ==================  ====================================================================
 
 Descriptor macros that touch only a descriptor (NdisQueryPacket, NET_BUFFER_LIST_INFO...) are
@@ -50,8 +52,10 @@ from .adapter import AdapterDdis, MiniportBlock
 from .binding import BindingDdis, OpenBlock
 from .co import CoDdis
 from .cosend import CoSendDdis
+from .cosend6 import CoSend6Ddis
 from .drivers import DriverBlock
 from .receive5 import Receive5Ddis
+from .receive6 import Receive6Ddis
 from .registration import DriverDdis
 from .send5 import Send5Ddis
 from .send6 import Send6Ddis
@@ -105,6 +109,8 @@ class Ndis(
     CoDdis,
     CoSendDdis,
     Send6Ddis,
+    CoSend6Ddis,
+    Receive6Ddis,
 ):
     """One emulated kernel: its drivers, adapters, bindings, pools and scheduler.
 
@@ -248,6 +254,7 @@ class Ndis(
             if a.send_queue:
                 problems.append(f"{a!r}: {len(a.send_queue)} packet(s) still queued in NDIS")
         problems += self._co_lost()
+        problems += self._send6_lost()
         if problems:
             raise NdisUsageError("; ".join(problems), rule="PY-LOST", culprit=Culprit.NDIS_USER)
 

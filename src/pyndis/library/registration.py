@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Culprit, NdisUsageError
+from ..errors import Culprit, NdisUsageError, error_class_for
 from ..status import NDIS_STATUS
 from .drivers import SUPPORTED_VERSIONS, DriverBlock, DriverKind, NdisVersion
 
@@ -147,10 +147,10 @@ class DriverDdis:
             raise NdisUsageError(f"{NdisProtocolHandle!r} is not registered", rule="PY-BAD-HANDLE")
         open_bindings = [b for b in ndis.bindings if b.protocol is NdisProtocolHandle]
         if open_bindings:
-            raise NdisUsageError(
+            raise error_class_for(NdisProtocolHandle.culprit)(
                 f"{NdisProtocolHandle!r} deregistered with {len(open_bindings)} open binding(s)",
                 rule="PY-DEREGISTER-BOUND",
-                culprit=NdisProtocolHandle.culprit,
+                subject=NdisProtocolHandle,
             )
         ndis.protocols.remove(NdisProtocolHandle)
         return NDIS_STATUS.SUCCESS

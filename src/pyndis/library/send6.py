@@ -1,10 +1,672 @@
-"""NDIS 6 send paths (placeholder: being written)."""
+"""NDIS 6 send path: NdisSendNetBufferLists, its completion, cancellation, completion batching.
+
+Theory of operation
+-------------------
+Grammar, per NET_BUFFER_LIST (rules 47-49)::
+
+    NdisSendNetBufferLists(binding, chain) -> MiniportSendNetBufferLists(chain)     FIFO
+        -> NdisMSendNetBufferListsComplete(any NBLs, any grouping)                  once per NBL
+        -> ProtocolSendNetBufferListsComplete(context, NBLs of that context)        once per NBL
+
+No status is returned: every NBL comes back exactly once through the completion handler, even
+when NDIS refuses it (rule 48). Ownership moves through :func:`~pyndis.ownership.transition`
+only: ``send`` (ALLOCATED -> IN_NDIS), ``submit`` (-> AT_MINIPORT), ``complete`` (->
+COMPLETING), ``return`` (-> ALLOCATED) just before the protocol's handler runs. A binding that
+is not Running (Pausing, Paused, Restarting: rule 57) gets its NBLs back at once with
+NDIS_STATUS_PAUSED (``send``, ``abort``, ``return``); they never reach the miniport.
+
+Routing. ``SourceHandle`` must be the binding handle on every NBL (rule 47: else a
+ProtocolContractError naming the NBL, and nothing of the call is kept: NBLs already taken are
+aborted and returned, so the caller owns the whole chain again). Completions route by
+``SourceHandle``: a miniport may complete NBLs of several send calls, and of several bindings,
+in one call. An NDIS 6 intermediate driver forwards an NBL it received on its miniport edge by
+saving ``SourceHandle``, setting its own lower binding and sending it on (``forward``:
+AT_MINIPORT -> IN_NDIS); its completion comes back to the intermediate driver (``return
+forwarded``), which restores ``SourceHandle`` and completes upward. ``NdisReserved[0]`` counts
+the forwards still open on an NBL, so NDIS knows which of the two ``return`` moves applies.
+
+Batching (rule 49: "NDIS may batch several requests into one completion call"). Completions
+made while a scheduler item runs (a DPC, a timer, a wire delivery) are collected and handed up
+by one DPC queued behind it: one ProtocolSendNetBufferListsComplete per (protocol, context),
+carrying the NBLs of every send call, binding and (CoNDIS) VC that share that context. Outside
+the scheduler (a miniport completing inside its send handler called from user code) they go up
+before NdisMSendNetBufferListsComplete returns, still merged per context: the re-entrant case
+every driver must survive. The NBLs of one delivery are relinked through ``Next`` in the order
+they were completed.
+
+Flags (rule 63). ``NDIS_SEND_FLAGS_DISPATCH_LEVEL`` (and the complete/receive/return twins)
+set at an IRQL below DISPATCH_LEVEL is reported to the verifier (a soft violation: NDIS trusts
+the flag); clear at DISPATCH is legal. What NDIS passes down or up carries the flag exactly
+when it runs at DISPATCH_LEVEL. IRQL above DISPATCH_LEVEL raises IrqlError (R64: SDV rules
+Irql_SendRcv_Function / Irql_Connection_Function / Irql_MCO_Function).
+
+Statuses (rule 50). The miniport sets ``NET_BUFFER_LIST_STATUS`` on every NBL to SUCCESS,
+INVALID_LENGTH, RESOURCES, PAUSED, SEND_ABORTED, RESET_IN_PROGRESS or FAILURE; anything else
+is a MiniportContractError (R50). **[model]** extension: MEDIA_DISCONNECTED, LOW_POWER_STATE and
+ADAPTER_NOT_READY are accepted too (netvmini's "adapter not ready" completions for link down,
+low power and surprise removal). NBLs given to a Pausing or Paused miniport must come back with
+PAUSED (rule 58, MiniportContractError) and should come back before the send handler returns
+(verifier, R58).
+
+Verifier. With the verifier on, NDIS records each NBL's NET_BUFFER chain (each NB and its
+MdlChain, DataOffset, DataLength) when it submits the NBL and compares at completion: a
+difference is PY-NB-CHAIN-CHANGED against the miniport (rule 49). After
+NdisCancelSendNetBufferLists, an NBL with that cancel ID that fails must fail with
+SEND_ABORTED (R52).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from ..constants import (
+    DISPATCH_LEVEL,
+    KIRQL,
+    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
+    NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK,
+    NDIS_SEND_FLAGS_DISPATCH_LEVEL,
+    NetBufferListCancelId,
+)
+from ..errors import (
+    Culprit,
+    IrqlError,
+    MiniportContractError,
+    NdisError,
+    NdisUsageError,
+    error_class_for,
+)
+from ..nbl import NET_BUFFER_LIST, iter_nbs, link_nbls
+from ..ownership import Event, Ownership, illegal_transition, transition
+from ..scheduler import WorkItem
+from ..status import NDIS_STATUS
+from .adapter import MiniportBlock, adapter_handle
+from .binding import OpenBlock, binding_handle
+from .drivers import DriverBlock, check_version, version_error
+from .states import AdapterState, BindingState
+
+if TYPE_CHECKING:
+    from .kernel import Ndis
+
+_ALLOCATED = Ownership.ALLOCATED
+_AT_MINIPORT = Ownership.AT_MINIPORT
+_SEND = Event.SEND
+_FORWARD = Event.FORWARD
+_SUBMIT = Event.SUBMIT
+_COMPLETE = Event.COMPLETE
+_ABORT = Event.ABORT
+_RETURN = Event.RETURN
+_RETURN_FORWARDED = Event.RETURN_FORWARDED
+_RUNNING = BindingState.RUNNING
+_CLOSED = BindingState.CLOSED
+_DISPATCH = int(DISPATCH_LEVEL)
+_SEND_DISPATCH = int(NDIS_SEND_FLAGS_DISPATCH_LEVEL)
+_COMPLETE_DISPATCH = int(NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL)
+_CHECK_FOR_LOOPBACK = int(NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK)
+_PAUSED = NDIS_STATUS.PAUSED
+_INTERMEDIATE = Culprit.INTERMEDIATE
+_PAUSED_ADAPTER = (AdapterState.PAUSING, AdapterState.PAUSED)
+
+#: Rule 50: the statuses a miniport may complete an NBL with.
+SEND_COMPLETION_STATUSES: frozenset[int] = frozenset(
+    {
+        NDIS_STATUS.SUCCESS,
+        NDIS_STATUS.INVALID_LENGTH,
+        NDIS_STATUS.RESOURCES,
+        NDIS_STATUS.PAUSED,
+        NDIS_STATUS.SEND_ABORTED,
+        NDIS_STATUS.RESET_IN_PROGRESS,
+        NDIS_STATUS.FAILURE,
+    }
+)
+#: **[model]** statuses accepted beyond rule 50 (netvmini's "adapter not ready" completions).
+MODEL_COMPLETION_STATUSES: frozenset[int] = frozenset(
+    {NDIS_STATUS.MEDIA_DISCONNECTED, NDIS_STATUS.LOW_POWER_STATE, NDIS_STATUS.ADAPTER_NOT_READY}
+)
+_ALLOWED = SEND_COMPLETION_STATUSES | MODEL_COMPLETION_STATUSES
+
+
+# --- checks shared by the NDIS 6 paths (send6, cosend6, receive6) ----------------------------------
+
+
+def irql_error(ddi: str, level: int, culprit: Culprit, rule: str) -> IrqlError:
+    return IrqlError(
+        f"{ddi} called at {KIRQL(level).name}; it requires IRQL <= DISPATCH_LEVEL",
+        rule=rule,
+        culprit=culprit,
+    )
+
+
+def report_flag_lie(ndis: Ndis, ddi: str, flag: str, culprit: Culprit) -> None:
+    """Rule 63: a *_DISPATCH_LEVEL flag set below DISPATCH_LEVEL (verifier only)."""
+    if ndis.verifier is not None:
+        level = KIRQL(ndis.irql.level).name
+        ndis.flag(
+            error_class_for(culprit)(
+                f"{ddi} with {flag} set at {level}: the flag may be set only at DISPATCH_LEVEL "
+                "(the callee trusts it; SDV rule Flags_Irql)",
+                rule="R63",
+            )
+        )
+
+
+def status_name(status: int) -> str:
+    try:
+        return NDIS_STATUS(status).name
+    except ValueError:
+        return f"0x{status:08X}"
+
+
+def null_chain(ddi: str, culprit: Culprit) -> NdisError:
+    return error_class_for(culprit)(f"{ddi} with NetBufferLists NULL", rule="PY-NULL-NBL")
+
+
+def not_an_nbl(ddi: str, obj: object) -> NdisError:
+    return NdisUsageError(f"{ddi}: {obj!r} is not a NET_BUFFER_LIST", rule="PY-BAD-HANDLE")
+
+
+def nb_snapshot(nbl: NET_BUFFER_LIST) -> tuple[tuple[Any, ...], ...]:
+    """An NBL's NET_BUFFER chain as the verifier compares it (each NB and its data window)."""
+    return tuple((nb, nb.MdlChain, nb.DataOffset, nb.DataLength) for nb in iter_nbs(nbl))
+
+
+class Watch:
+    """Verifier record of one NBL in flight: its NB chain per layer, and cancellation."""
+
+    __slots__ = ("cancelled", "chains", "nbl")
+
+    def __init__(self, nbl: NET_BUFFER_LIST) -> None:
+        self.nbl = nbl
+        self.chains: list[tuple[tuple[Any, ...], ...]] = []
+        self.cancelled = False
+
+
+class Delivery:
+    """NBLs waiting to go up in one Protocol[Co]SendNetBufferListsComplete call."""
+
+    __slots__ = ("block", "context", "handler", "nbls", "owners")
+
+    def __init__(self, block: DriverBlock, context: Any, handler: str) -> None:
+        self.block = block
+        self.context = context
+        self.handler = handler
+        self.nbls: list[NET_BUFFER_LIST] = []
+        #: (binding or VC, its NBLs) in completion order
+        self.owners: list[tuple[Any, list[NET_BUFFER_LIST]]] = []
+
+
+# --- the mixin -------------------------------------------------------------------------------------
+
 
 class Send6Ddis:
-    """Ndis[Co]SendNetBufferLists and their completions."""
+    """NdisSendNetBufferLists, NdisMSendNetBufferListsComplete, NdisCancelSendNetBufferLists."""
+
+    _s6_batch: dict[tuple[int, int, str], Delivery]
+    _s6_flush_item: WorkItem | None
+    _s6_watch: dict[int, Watch]
+    _s6_paused: set[int]
+    _s6_cancel_seq: int
 
     def _init_send6(self) -> None:
-        """Per-kernel state of the NDIS 6 send paths (called from Ndis.__init__)."""
+        """Per-kernel state of the NDIS 6 paths (called from Ndis.__init__)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        #: completions collected during the running scheduler item, per (driver, context)
+        self._s6_batch = {}
+        self._s6_flush_item = None
+        #: verifier: id(NBL) -> its record while in flight
+        self._s6_watch = {}
+        #: ids of NBLs given to a Pausing/Paused miniport (they must come back PAUSED)
+        self._s6_paused = set()
+        self._s6_cancel_seq = 0
+        ndis._init_receive6()
+        ndis._init_cosend6()
+
+    # --- NdisSendNetBufferLists -------------------------------------------------------------------
+    def NdisSendNetBufferLists(
+        self,
+        NdisBindingHandle: OpenBlock,
+        NetBufferLists: NET_BUFFER_LIST | None,
+        PortNumber: int,
+        SendFlags: int,
+    ) -> None:
+        """Send a chain of NBLs on a binding; each comes back once through
+        ProtocolSendNetBufferListsComplete. Caller: IRQL <= DISPATCH_LEVEL; may run inside a
+        completion or receive handler."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        binding = NdisBindingHandle
+        if type(binding) is not OpenBlock or binding.state is _CLOSED:
+            binding = binding_handle(binding)
+        protocol = binding.protocol
+        if protocol.major < 6:
+            raise version_error(protocol, "NdisSendNetBufferLists")
+        level = ndis.irql.level
+        if level > _DISPATCH:
+            raise irql_error("NdisSendNetBufferLists", level, protocol.culprit, "R64")
+        if SendFlags & _SEND_DISPATCH and level < _DISPATCH:
+            report_flag_lie(
+                ndis, "NdisSendNetBufferLists", "NDIS_SEND_FLAGS_DISPATCH_LEVEL", protocol.culprit
+            )
+        adapter = binding.adapter
+        if adapter.driver.is_co:
+            raise error_class_for(protocol.culprit)(
+                f"NdisSendNetBufferLists on {binding!r}, a binding to a connection-oriented "
+                "miniport: send on a VC with NdisCoSendNetBufferLists",
+                rule="R19",
+            )
+        head = NetBufferLists
+        if head is None:
+            raise null_chain("NdisSendNetBufferLists", protocol.culprit)
+        count = self._s6_take(head, binding, protocol, "NdisSendNetBufferLists")
+        binding.counters.sent += count
+        if binding.state is not _RUNNING:
+            self._s6_refuse_binding(binding, head)
+            return
+        if SendFlags & _CHECK_FOR_LOOPBACK or len(adapter.bindings) > 1:
+            ndis._r6_loopback(binding, head, SendFlags)
+        flags = (SendFlags & ~_SEND_DISPATCH) | (_SEND_DISPATCH if level == _DISPATCH else 0)
+        self._s6_submit(adapter, head, count, PortNumber, flags, protocol)
+
+    def _s6_take(self, head: NET_BUFFER_LIST, owner: Any, protocol: DriverBlock, ddi: str) -> int:
+        """Take ownership of a chain for a send on ``owner`` (binding or VC): rule 47 checks,
+        ``send`` (or ``forward`` for an intermediate driver). On error nothing is kept."""
+        forwarder = protocol.culprit is _INTERMEDIATE
+        count = 0
+        nbl: NET_BUFFER_LIST | None = head
+        try:
+            while nbl is not None:
+                if type(nbl) is not NET_BUFFER_LIST:
+                    raise not_an_nbl(ddi, nbl)
+                following = nbl.Next
+                if nbl.SourceHandle is not owner:
+                    raise error_class_for(protocol.culprit)(
+                        f"{ddi}: {nbl!r} has SourceHandle {nbl.SourceHandle!r}; it must be the "
+                        f"handle the NBL is sent on ({owner!r})",
+                        rule="R47",
+                        subject=nbl,
+                        history=nbl.history.entries if nbl.history is not None else None,
+                    )
+                if nbl.FirstNetBuffer is None:
+                    raise error_class_for(protocol.culprit)(
+                        f"{ddi}: {nbl!r} has no NET_BUFFER", rule="PY-EMPTY-NBL", subject=nbl
+                    )
+                state = nbl.ownership
+                if state is _ALLOCATED:
+                    transition(nbl, _SEND)
+                elif state is _AT_MINIPORT and forwarder:
+                    transition(nbl, _FORWARD)
+                    reserved = nbl.NdisReserved
+                    reserved[0] = (reserved[0] or 0) + 1
+                else:
+                    raise illegal_transition(nbl, _SEND, protocol.culprit)
+                count += 1
+                nbl = following
+        except NdisError:
+            self._s6_untake(head, count)
+            raise
+        return count
+
+    def _s6_untake(self, head: NET_BUFFER_LIST, count: int) -> None:
+        """Give the first ``count`` NBLs of a refused chain back to their sender."""
+        nbl: NET_BUFFER_LIST | None = head
+        for _ in range(count):
+            assert nbl is not None
+            following = nbl.Next
+            transition(nbl, _ABORT, "send refused")
+            self._s6_return(nbl)
+            nbl = following
+
+    @staticmethod
+    def _s6_return(nbl: NET_BUFFER_LIST) -> None:
+        """COMPLETING -> the sender: ``return``, or ``return_forwarded`` to a forwarder."""
+        reserved = nbl.NdisReserved
+        depth = reserved[0]
+        if depth:
+            reserved[0] = depth - 1
+            transition(nbl, _RETURN_FORWARDED)
+        else:
+            transition(nbl, _RETURN)
+
+    def _s6_refuse_binding(self, binding: OpenBlock, head: NET_BUFFER_LIST) -> None:
+        """Rule 57: a binding that is not Running gets its NBLs back at once, PAUSED."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        if binding.state in (BindingState.PAUSED, BindingState.CLOSING):
+            ndis.flag(
+                error_class_for(binding.protocol.culprit)(
+                    f"NdisSendNetBufferLists on {binding!r}: a paused binding must not send",
+                    rule="R57",
+                )
+            )
+        ndis.scheduler.trace("send6-refused", binding.protocol.name, binding.state.name)
+        self._s6_abort_up(binding, head, _PAUSED)
+
+    def _s6_abort_up(self, owner: Any, head: NET_BUFFER_LIST, status: int) -> None:
+        """Fail a chain NDIS holds (IN_NDIS) with ``status`` and hand it up (``abort``)."""
+        nbls: list[NET_BUFFER_LIST] = []
+        nbl: NET_BUFFER_LIST | None = head
+        while nbl is not None:
+            following = nbl.Next
+            transition(nbl, _ABORT)
+            nbl.Status = status
+            nbls.append(nbl)
+            nbl = following
+        self._s6_up({owner: nbls})
+
+    def _s6_submit(
+        self,
+        adapter: MiniportBlock,
+        head: NET_BUFFER_LIST,
+        count: int,
+        port: int,
+        flags: int,
+        protocol: DriverBlock,
+    ) -> None:
+        """Hand a taken chain to MiniportSendNetBufferLists (FIFO: the chain as it came)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        watch = self._s6_watch if ndis.verifier is not None else None
+        paused: list[NET_BUFFER_LIST] | None = [] if adapter.state in _PAUSED_ADAPTER else None
+        nbl: NET_BUFFER_LIST | None = head
+        while nbl is not None:
+            following = nbl.Next
+            transition(nbl, _SUBMIT)
+            if watch is not None:
+                record = watch.get(id(nbl))
+                if record is None:
+                    record = watch[id(nbl)] = Watch(nbl)
+                record.chains.append(nb_snapshot(nbl))
+            if paused is not None:
+                paused.append(nbl)
+                self._s6_paused.add(id(nbl))
+            nbl = following
+        adapter.outstanding += count
+        adapter.counters.sent += count
+        ndis.scheduler.trace("send6", protocol.name, adapter.name, count)
+        ndis.call(
+            adapter.driver,
+            "MiniportSendNetBufferLists",
+            adapter.MiniportAdapterContext,
+            head,
+            port,
+            flags,
+        )
+        if paused:
+            late = [n for n in paused if n.ownership is _AT_MINIPORT]
+            if late:
+                ndis.flag(
+                    error_class_for(adapter.driver.culprit)(
+                        f"{adapter!r} is {adapter.state.name} and kept {len(late)} NBL(s) past "
+                        "MiniportSendNetBufferLists: a pausing or paused miniport completes new "
+                        "sends at once with NDIS_STATUS_PAUSED",
+                        rule="R58",
+                        subject=late[0],
+                    )
+                )
+
+    # --- NdisMSendNetBufferListsComplete ----------------------------------------------------------
+    def NdisMSendNetBufferListsComplete(
+        self,
+        MiniportAdapterHandle: MiniportBlock,
+        NetBufferLists: NET_BUFFER_LIST | None,
+        SendCompleteFlags: int,
+    ) -> None:
+        """The miniport gives back NBLs (of any send calls and bindings of this adapter), each
+        with NET_BUFFER_LIST_STATUS set. Caller: IRQL <= DISPATCH_LEVEL."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        adapter = MiniportAdapterHandle
+        if type(adapter) is not MiniportBlock:
+            adapter = adapter_handle(adapter)
+        driver = adapter.driver
+        ddi = "NdisMSendNetBufferListsComplete"
+        if driver.major < 6:
+            raise version_error(driver, ddi)
+        level = ndis.irql.level
+        if level > _DISPATCH:
+            raise irql_error(ddi, level, driver.culprit, "R64")
+        if SendCompleteFlags & _COMPLETE_DISPATCH and level < _DISPATCH:
+            report_flag_lie(ndis, ddi, "NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL", driver.culprit)
+        head = NetBufferLists
+        if head is None:
+            raise null_chain(ddi, driver.culprit)
+        count = self._s6_check_completion(head, adapter, driver, ddi)
+        groups = self._s6_complete_chain(head, driver)
+        adapter.outstanding -= count
+        adapter.counters.completed += count
+        ndis.scheduler.trace("send6-completed", adapter.name, count)
+        self._s6_up(groups)
+
+    def _s6_check_completion(
+        self, head: NET_BUFFER_LIST, adapter: MiniportBlock, driver: DriverBlock, ddi: str
+    ) -> int:
+        """Check a whole completion chain before anything moves; returns its length."""
+        culprit = driver.culprit
+        limit = adapter.outstanding
+        paused = self._s6_paused
+        count = 0
+        nbl: NET_BUFFER_LIST | None = head
+        while nbl is not None:
+            if type(nbl) is not NET_BUFFER_LIST:
+                raise not_an_nbl(ddi, nbl)
+            if nbl.ownership is not _AT_MINIPORT:
+                raise illegal_transition(nbl, _COMPLETE, culprit)
+            owner = nbl.SourceHandle
+            if type(owner) is not OpenBlock or owner.adapter is not adapter:
+                raise MiniportContractError(
+                    f"{ddi} on {adapter!r}: {nbl!r} has SourceHandle {owner!r}, not a binding "
+                    "of this adapter (an intermediate driver must restore the SourceHandle it "
+                    "replaced before completing)",
+                    rule="R47",
+                    culprit=culprit,
+                    subject=nbl,
+                )
+            status = nbl.Status
+            if status not in _ALLOWED:
+                raise MiniportContractError(
+                    f"{ddi}: {nbl!r} completed with NET_BUFFER_LIST_STATUS "
+                    f"{status_name(status)}, which rule 50 does not allow",
+                    rule="R50",
+                    culprit=culprit,
+                    subject=nbl,
+                )
+            if paused and status != _PAUSED and id(nbl) in paused:
+                raise MiniportContractError(
+                    f"{ddi}: {nbl!r} was sent to {adapter!r} while it was pausing or paused "
+                    f"and came back {status_name(status)}; it must come back NDIS_STATUS_PAUSED",
+                    rule="R58",
+                    culprit=culprit,
+                    subject=nbl,
+                )
+            count += 1
+            if count > limit:
+                raise MiniportContractError(
+                    f"{ddi} on {adapter!r}: the chain holds more NBLs than the {limit} the "
+                    "miniport was given (a loop in Next, or an NBL listed twice)",
+                    rule="PY-DOUBLE-COMPLETE",
+                    culprit=culprit,
+                    subject=nbl,
+                )
+            nbl = nbl.Next
+        return count
+
+    def _s6_complete_chain(
+        self, head: NET_BUFFER_LIST, driver: DriverBlock
+    ) -> dict[Any, list[NET_BUFFER_LIST]]:
+        """``complete`` every NBL of a checked chain; group them by SourceHandle."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        watch = self._s6_watch if ndis.verifier is not None else None
+        paused = self._s6_paused
+        groups: dict[Any, list[NET_BUFFER_LIST]] = {}
+        last_owner: Any = None
+        last: list[NET_BUFFER_LIST] = []
+        nbl: NET_BUFFER_LIST | None = head
+        while nbl is not None:
+            following = nbl.Next
+            transition(nbl, _COMPLETE)
+            if paused:
+                paused.discard(id(nbl))
+            if watch is not None:
+                self._s6_verify(nbl, driver, watch)
+            owner = nbl.SourceHandle
+            if owner is not last_owner:
+                last = groups.setdefault(owner, [])
+                last_owner = owner
+            last.append(nbl)
+            nbl = following
+        return groups
+
+    def _s6_verify(
+        self, nbl: NET_BUFFER_LIST, driver: DriverBlock, watch: dict[int, Watch]
+    ) -> None:
+        """Verifier checks at completion: NB chain unchanged (rule 49), cancel status (52)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        record = watch.get(id(nbl))
+        if record is None or not record.chains:
+            return
+        before = record.chains.pop()
+        if nb_snapshot(nbl) != before:
+            ndis.flag(
+                error_class_for(driver.culprit)(
+                    f"{driver.name} completed {nbl!r} with a NET_BUFFER chain different from the "
+                    "one it was given (NBs, MDL chains or data windows changed)",
+                    rule="PY-NB-CHAIN-CHANGED",
+                    subject=nbl,
+                )
+            )
+        status = nbl.Status
+        if record.cancelled and status not in (NDIS_STATUS.SUCCESS, NDIS_STATUS.SEND_ABORTED):
+            ndis.flag(
+                error_class_for(driver.culprit)(
+                    f"{driver.name} failed the cancelled {nbl!r} with {status_name(status)}; "
+                    "cancelled NBLs complete with NDIS_STATUS_SEND_ABORTED",
+                    rule="R52",
+                    subject=nbl,
+                )
+            )
+        if not record.chains:
+            del watch[id(nbl)]
+
+    # --- completion routing and batching ----------------------------------------------------------
+    def _s6_route(self, owner: Any) -> tuple[DriverBlock, Any, str]:
+        """(protocol driver, context, completion handler) of a binding or VC."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        if type(owner) is OpenBlock:
+            return (
+                owner.protocol,
+                owner.ProtocolBindingContext,
+                "ProtocolSendNetBufferListsComplete",
+            )
+        return ndis._co6_route(owner)
+
+    def _s6_up(self, groups: dict[Any, list[NET_BUFFER_LIST]]) -> None:
+        """Hand completed NBLs (COMPLETING) up: merged per DPC inside the scheduler, at once
+        (merged per context) outside it."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        sched = ndis.scheduler
+        if sched.current is not None:
+            self._s6_collect(self._s6_batch, groups)
+            if self._s6_flush_item is None:
+                self._s6_flush_item = sched.queue_dpc(self._s6_flush, label="nbl-complete")
+            return
+        pending: dict[tuple[int, int, str], Delivery] = {}
+        self._s6_collect(pending, groups)
+        for delivery in pending.values():
+            self._s6_deliver(delivery)
+
+    def _s6_collect(
+        self,
+        into: dict[tuple[int, int, str], Delivery],
+        groups: dict[Any, list[NET_BUFFER_LIST]],
+    ) -> None:
+        for owner, nbls in groups.items():
+            block, context, handler = self._s6_route(owner)
+            key = (id(block), id(context), handler)
+            delivery = into.get(key)
+            if delivery is None:
+                delivery = into[key] = Delivery(block, context, handler)
+            delivery.nbls += nbls
+            delivery.owners.append((owner, nbls))
+
+    def _s6_flush(self) -> None:
+        """The completion DPC: one completion call per (protocol, context) collected."""
+        self._s6_flush_item = None
+        batch, self._s6_batch = self._s6_batch, {}
+        for delivery in batch.values():
+            self._s6_deliver(delivery)
+
+    def _s6_deliver(self, delivery: Delivery) -> None:
+        """``return`` each NBL, count it on its binding or VC, call the completion handler."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        nbls = delivery.nbls
+        head = link_nbls(nbls)
+        for owner, mine in delivery.owners:
+            counters = owner.counters
+            by_status = counters.by_status
+            for nbl in mine:
+                self._s6_return(nbl)
+                by_status[nbl.Status] += 1
+            counters.completed += len(mine)
+        flags = _COMPLETE_DISPATCH if ndis.irql.level == _DISPATCH else 0
+        block = delivery.block
+        ndis.scheduler.trace("send6-complete", block.name, len(nbls))
+        ndis.call(block, delivery.handler, delivery.context, head, flags)
+        for owner, _ in delivery.owners:
+            if type(owner) is OpenBlock:
+                ndis.binding_send_done(owner)
+            else:
+                ndis._co6_send_done(owner)
+
+    def _send6_lost(self) -> list[str]:
+        """NDIS 6 work not finished (for assert_nothing_lost)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        problems: list[str] = []
+        waiting = sum(len(d.nbls) for d in self._s6_batch.values())
+        if waiting:
+            problems.append(
+                f"{waiting} NBL send completion(s) collected but not yet delivered (run the "
+                "scheduler)"
+            )
+        return problems + ndis._r6_lost()
+
+    # --- cancellation -----------------------------------------------------------------------------
+    def NdisGeneratePartialCancelId(self) -> int:
+        """A value for the top byte of cancel IDs, unique among this kernel's callers."""
+        self._s6_cancel_seq = (self._s6_cancel_seq + 1) & 0xFF
+        return self._s6_cancel_seq
+
+    def NdisCancelSendNetBufferLists(self, NdisBindingHandle: OpenBlock, CancelId: Any) -> None:
+        """Ask the miniport to cancel the NBLs marked with ``CancelId``
+        (NDIS_SET_NET_BUFFER_LIST_CANCEL_ID): MiniportCancelSend; they complete with
+        NDIS_STATUS_SEND_ABORTED (rule 52). Caller: IRQL <= DISPATCH_LEVEL."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        binding = binding_handle(NdisBindingHandle)
+        protocol = binding.protocol
+        check_version(protocol, "NdisCancelSendNetBufferLists")
+        level = ndis.irql.level
+        if level > _DISPATCH:
+            raise irql_error("NdisCancelSendNetBufferLists", level, protocol.culprit, "R62")
+        adapter = binding.adapter
+        if ndis.verifier is not None:
+            for record in self._s6_watch.values():
+                nbl = record.nbl
+                if (
+                    nbl.SourceHandle is binding
+                    and nbl.NetBufferListInfo[NetBufferListCancelId] == CancelId
+                ):
+                    record.cancelled = True
+        ndis.scheduler.trace("send6-cancel", protocol.name, adapter.name)
+        if adapter.driver.has("MiniportCancelSend"):
+            ndis.call(
+                adapter.driver, "MiniportCancelSend", adapter.MiniportAdapterContext, CancelId
+            )
+
+
+__all__ = [
+    "MODEL_COMPLETION_STATUSES",
+    "SEND_COMPLETION_STATUSES",
+    "Delivery",
+    "Send6Ddis",
+    "Watch",
+    "irql_error",
+    "nb_snapshot",
+    "not_an_nbl",
+    "null_chain",
+    "report_flag_lie",
+    "status_name",
+]

@@ -1,0 +1,329 @@
+"""A loopback miniport (NDIS 5.1, medium 802.3): every frame sent comes back as a receive.
+
+Theory of operation
+-------------------
+A send cannot simply be indicated back: the sent packet belongs to its protocol (NDIS lent it
+to us), and a receive indication lends a packet of the *miniport's* own to NDIS. So for each
+packet sent the loopback driver builds a receive packet from its own packet pool and chains
+buffer descriptors from its own buffer pool that describe the *same memory* as the sent
+packet's buffers (``NdisQueryBuffer`` + ``NdisAllocateBuffer``): zero copy. The sender cannot
+touch that memory until its send completes, and the send completes only after the receive
+packet has come back, so the receivers read stable bytes.
+
+Grammar per sent packet::
+
+    MiniportSend(P) -> build R over P's memory -> NdisMIndicateReceivePacket(R)
+        -> R back (at once when indicated with RESOURCES, or when no receiver kept it;
+           otherwise MiniportReturnPacket(R) later)
+        -> free R -> complete P:
+             serialized, R back before the indication returned: MiniportSend returns SUCCESS
+             otherwise: MiniportSend returned PENDING, NdisMSendComplete(P) exactly once
+
+When the driver's own pools run dry a serialized loopback returns RESOURCES (NDIS requeues the
+packet and resubmits on the next completion, rule 21); a deserialized one queues the packet
+itself under a spin lock and loops it once a receive packet comes back (rule 27).
+
+The adapter does its own loopback, so it does not report NDIS_MAC_OPTION_NO_LOOPBACK: NDIS
+must not loop back a second copy (rule 51).
+
+Registry keywords: ``deserialized`` (False), ``address`` (02:00:00:00:00:01), ``pool`` (receive
+packets, 32), ``copy`` (False; True indicates with NDIS_STATUS_RESOURCES so receivers must copy
+and every packet comes straight back).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..constants import (
+    NDIS_ATTRIBUTE_DESERIALIZE,
+    NDIS_MAC_OPTION_TRANSFERS_NOT_PEND,
+    OID_802_3_CURRENT_ADDRESS,
+    OID_802_3_PERMANENT_ADDRESS,
+    OID_GEN_CURRENT_PACKET_FILTER,
+    OID_GEN_LINK_SPEED,
+    OID_GEN_MAC_OPTIONS,
+    OID_GEN_MAXIMUM_SEND_PACKETS,
+    OID_GEN_MAXIMUM_TOTAL_SIZE,
+    OID_GEN_MEDIA_CONNECT_STATUS,
+    NdisMediaStateConnected,
+    NdisMedium802_3,
+)
+from ..mdl import NdisAllocateBuffer, NdisFreeBuffer, NdisGetNextBuffer, NdisQueryBuffer
+from ..packet import (
+    NDIS_PACKET,
+    NDIS_SET_PACKET_HEADER_SIZE,
+    NDIS_SET_PACKET_STATUS,
+    NdisChainBufferAtBack,
+    NdisQueryPacket,
+    NdisUnchainBufferAtFront,
+)
+from ..pools import NdisAllocatePacket, NdisFreePacket
+from ..status import NDIS_STATUS
+
+if TYPE_CHECKING:
+    from ..irql import NDIS_SPIN_LOCK
+    from ..library.adapter import AdapterConfig, MiniportBlock
+    from ..library.kernel import Ndis
+    from ..mdl import BufferPool
+    from ..pools import PacketPool
+
+DEFAULT_ADDRESS = b"\x02\x00\x00\x00\x00\x01"
+ETHERNET_HEADER_SIZE = 14
+MAX_BUFFERS_PER_PACKET = 8
+
+_SUCCESS = NDIS_STATUS.SUCCESS
+_PENDING = NDIS_STATUS.PENDING
+_RESOURCES = NDIS_STATUS.RESOURCES
+
+
+class LoopbackAdapter:
+    """One loopback adapter (the MiniportAdapterContext)."""
+
+    def __init__(self, ndis: Ndis, handle: MiniportBlock, config: AdapterConfig) -> None:
+        self.ndis = ndis
+        self.handle = handle
+        self.name = config.name
+        self.deserialized = bool(config.get("deserialized", False))
+        self.address = bytes(config.get("address", DEFAULT_ADDRESS))
+        self.pool_size = int(config.get("pool", 32))
+        self.copy = bool(config.get("copy", False))
+        self.packet_filter = 0
+        self.packet_pool: PacketPool | None = None
+        self.buffer_pool: BufferPool | None = None
+        #: receive packet -> the sent packet it loops back (our "MiniportReserved" link)
+        self.looping: dict[NDIS_PACKET, NDIS_PACKET] = {}
+        #: receive packets whose NdisMIndicateReceivePacket has not returned yet
+        self.indicating: set[NDIS_PACKET] = set()
+        #: receive packets that came back during their own indication
+        self.came_back: set[NDIS_PACKET] = set()
+        #: deserialized: sent packets waiting for a receive packet (rule 27)
+        self.backlog: deque[NDIS_PACKET] = deque()
+        self.drain_queued = False
+        self.lock: NDIS_SPIN_LOCK = ndis.NdisAllocateSpinLock()
+        self.looped = 0
+        self.resources_returned = 0
+
+    def allocate_resources(self) -> NDIS_STATUS:
+        status, packets = self.ndis.NdisAllocatePacketPool(self.pool_size, 16)
+        if status != _SUCCESS or packets is None:
+            return _RESOURCES
+        status, buffers = self.ndis.NdisAllocateBufferPool(self.pool_size * MAX_BUFFERS_PER_PACKET)
+        if status != _SUCCESS:
+            self.ndis.NdisFreePacketPool(packets)
+            return _RESOURCES
+        self.packet_pool, self.buffer_pool = packets, buffers
+        return _SUCCESS
+
+    def free_resources(self) -> None:
+        if self.packet_pool is not None:
+            self.ndis.NdisFreePacketPool(self.packet_pool)
+            self.packet_pool = None
+        if self.buffer_pool is not None:
+            self.ndis.NdisFreeBufferPool(self.buffer_pool)
+            self.buffer_pool = None
+        self.ndis.NdisFreeSpinLock(self.lock)
+
+    # --- building and freeing receive packets -------------------------------------------------
+    def build(self, sent: NDIS_PACKET) -> NDIS_PACKET | None:
+        """A receive packet over ``sent``'s memory, or None when our pools are empty."""
+        assert self.packet_pool is not None and self.buffer_pool is not None
+        status, packet = NdisAllocatePacket(self.packet_pool)
+        if status != _SUCCESS or packet is None:
+            return None
+        _physical, _count, buffer, _total = NdisQueryPacket(sent)
+        while buffer is not None:
+            view, length = NdisQueryBuffer(buffer)
+            status, mine = NdisAllocateBuffer(self.buffer_pool, view, length)
+            if status != _SUCCESS or mine is None:
+                self.free(packet)
+                return None
+            NdisChainBufferAtBack(packet, mine)
+            buffer = NdisGetNextBuffer(buffer)
+        NDIS_SET_PACKET_HEADER_SIZE(packet, ETHERNET_HEADER_SIZE)
+        NDIS_SET_PACKET_STATUS(packet, _RESOURCES if self.copy else _SUCCESS)
+        return packet
+
+    def free(self, packet: NDIS_PACKET) -> None:
+        buffer = NdisUnchainBufferAtFront(packet)
+        while buffer is not None:
+            NdisFreeBuffer(buffer)
+            buffer = NdisUnchainBufferAtFront(packet)
+        NdisFreePacket(packet)
+
+    # --- the loop ------------------------------------------------------------------------------
+    def loop(self, sent: NDIS_PACKET) -> NDIS_STATUS:
+        """Indicate ``sent`` back. Returns SUCCESS when it is already finished (the receive
+        packet came back during the indication), PENDING when the receive packet is still out,
+        RESOURCES when our pools are empty."""
+        received = self.build(sent)
+        if received is None:
+            self.resources_returned += 1
+            return _RESOURCES
+        self.looping[received] = sent
+        self.indicating.add(received)
+        self.looped += 1
+        self.ndis.scheduler.trace("loopback", self.name)
+        self.ndis.NdisMIndicateReceivePacket(self.handle, [received], 1)
+        self.indicating.discard(received)
+        if self.copy or received in self.came_back:
+            # Back already: the receivers copied (RESOURCES) or nobody kept it.
+            self.came_back.discard(received)
+            del self.looping[received]
+            self.free(received)
+            return _SUCCESS
+        return _PENDING
+
+    def returned(self, received: NDIS_PACKET) -> NDIS_PACKET | None:
+        """MiniportReturnPacket: the sent packet to complete now, or None if its MiniportSend
+        is still running (it will finish the send itself)."""
+        if received not in self.looping:
+            from ..errors import NdisInternalError
+
+            raise NdisInternalError(
+                f"{self.name}: MiniportReturnPacket for {received!r}, which was never indicated",
+                rule="PY-LOOPBACK",
+            )
+        if received in self.indicating:
+            self.came_back.add(received)
+            return None
+        sent = self.looping.pop(received)
+        self.free(received)
+        return sent
+
+    def query(self, oid: int) -> tuple[NDIS_STATUS, Any]:
+        answers: dict[int, Any] = {
+            OID_GEN_MAXIMUM_TOTAL_SIZE: 1514,
+            OID_802_3_CURRENT_ADDRESS: self.address,
+            OID_802_3_PERMANENT_ADDRESS: self.address,
+            OID_GEN_MAC_OPTIONS: int(NDIS_MAC_OPTION_TRANSFERS_NOT_PEND),
+            OID_GEN_MEDIA_CONNECT_STATUS: NdisMediaStateConnected,
+            OID_GEN_LINK_SPEED: 10_000_000,
+            OID_GEN_MAXIMUM_SEND_PACKETS: 1,
+            OID_GEN_CURRENT_PACKET_FILTER: self.packet_filter,
+        }
+        if oid in answers:
+            return _SUCCESS, answers[oid]
+        return NDIS_STATUS.INVALID_OID, None
+
+    def __repr__(self) -> str:
+        kind = "deserialized" if self.deserialized else "serialized"
+        return f"<LoopbackAdapter {self.name!r} {kind} out={len(self.looping)}>"
+
+
+class Loopback5:
+    """The loopback miniport driver (MiniportSend only)."""
+
+    NDIS_VERSION = (5, 1)
+    ndis: Ndis
+
+    def __init__(self) -> None:
+        self.adapters: dict[str, LoopbackAdapter] = {}
+
+    def MiniportInitialize(
+        self,
+        MediumArray: Sequence[int],
+        MiniportAdapterHandle: MiniportBlock,
+        WrapperConfigurationContext: AdapterConfig,
+    ) -> tuple[NDIS_STATUS, int]:
+        """MiniportInitialize -> NdisMSetAttributesEx -> allocate pools
+        -> (SUCCESS, index of 802.3) | (UNSUPPORTED_MEDIA | RESOURCES, 0)."""
+        if NdisMedium802_3 not in MediumArray:
+            return NDIS_STATUS.UNSUPPORTED_MEDIA, 0
+        adapter = LoopbackAdapter(self.ndis, MiniportAdapterHandle, WrapperConfigurationContext)
+        status = adapter.allocate_resources()
+        if status != _SUCCESS:
+            return status, 0
+        flags = NDIS_ATTRIBUTE_DESERIALIZE if adapter.deserialized else 0
+        self.ndis.NdisMSetAttributesEx(MiniportAdapterHandle, adapter, 0, flags, 0)
+        self.adapters[adapter.name] = adapter
+        return _SUCCESS, list(MediumArray).index(NdisMedium802_3)
+
+    def MiniportHalt(self, MiniportAdapterContext: LoopbackAdapter) -> None:
+        """MiniportHalt: every send completed and every receive packet returned; free pools."""
+        MiniportAdapterContext.free_resources()
+        self.adapters.pop(MiniportAdapterContext.name, None)
+
+    def MiniportReset(self, MiniportAdapterContext: LoopbackAdapter) -> tuple[NDIS_STATUS, bool]:
+        """MiniportReset -> (SUCCESS, False): loops in progress finish on their own."""
+        return _SUCCESS, False
+
+    def MiniportQueryInformation(
+        self, MiniportAdapterContext: LoopbackAdapter, Oid: int
+    ) -> tuple[NDIS_STATUS, Any]:
+        return MiniportAdapterContext.query(Oid)
+
+    def MiniportSetInformation(
+        self, MiniportAdapterContext: LoopbackAdapter, Oid: int, Value: Any
+    ) -> NDIS_STATUS:
+        if Oid == OID_GEN_CURRENT_PACKET_FILTER:
+            MiniportAdapterContext.packet_filter = int(Value)
+            return _SUCCESS
+        return NDIS_STATUS.INVALID_OID
+
+    def MiniportSend(
+        self, MiniportAdapterContext: LoopbackAdapter, Packet: NDIS_PACKET, Flags: int
+    ) -> NDIS_STATUS:
+        """MiniportSend -> NdisMIndicateReceivePacket(copy of the descriptors, same memory)
+        -> serialized: SUCCESS (receive packet already back) | PENDING (-> NdisMSendComplete
+        once, from MiniportReturnPacket) | RESOURCES (pools empty; NDIS requeues);
+        deserialized: PENDING, and NdisMSendComplete exactly once (possibly before this
+        returns)."""
+        adapter = MiniportAdapterContext
+        if not adapter.deserialized:
+            return adapter.loop(Packet)
+        ndis = self.ndis
+        ndis.NdisAcquireSpinLock(adapter.lock)
+        busy = bool(adapter.backlog)
+        if busy:
+            adapter.backlog.append(Packet)
+        ndis.NdisReleaseSpinLock(adapter.lock)
+        if busy:
+            return _PENDING
+        status = adapter.loop(Packet)
+        if status == _RESOURCES:
+            ndis.NdisAcquireSpinLock(adapter.lock)
+            adapter.backlog.append(Packet)
+            ndis.NdisReleaseSpinLock(adapter.lock)
+        elif status == _SUCCESS:
+            ndis.NdisMSendComplete(adapter.handle, Packet, _SUCCESS)
+        return _PENDING
+
+    def MiniportReturnPacket(
+        self, MiniportAdapterContext: LoopbackAdapter, Packet: NDIS_PACKET
+    ) -> None:
+        """MiniportReturnPacket(R) -> NdisMSendComplete(P, SUCCESS) once for the packet R
+        looped -> (deserialized) loop the next queued packet."""
+        adapter = MiniportAdapterContext
+        sent = adapter.returned(Packet)
+        if sent is None:
+            return
+        self.ndis.NdisMSendComplete(adapter.handle, sent, _SUCCESS)
+        if adapter.deserialized and adapter.backlog and not adapter.drain_queued:
+            # Loop the queued packets from a DPC, not from inside NDIS's return path.
+            adapter.drain_queued = True
+            self.ndis.scheduler.queue_dpc(self._drain, adapter, label="loopback-drain")
+
+    def _drain(self, adapter: LoopbackAdapter) -> None:
+        """Deserialized (DPC): loop queued packets, oldest first, while the pools allow."""
+        ndis = self.ndis
+        adapter.drain_queued = False
+        while True:
+            ndis.NdisAcquireSpinLock(adapter.lock)
+            sent = adapter.backlog.popleft() if adapter.backlog else None
+            ndis.NdisReleaseSpinLock(adapter.lock)
+            if sent is None:
+                return
+            status = adapter.loop(sent)
+            if status == _RESOURCES:
+                ndis.NdisAcquireSpinLock(adapter.lock)
+                adapter.backlog.appendleft(sent)
+                ndis.NdisReleaseSpinLock(adapter.lock)
+                return
+            if status == _SUCCESS:
+                ndis.NdisMSendComplete(adapter.handle, sent, _SUCCESS)
+
+
+__all__ = ["Loopback5", "LoopbackAdapter"]
