@@ -93,7 +93,7 @@ from ..packet import (
     NdisUnchainBufferAtFront,
 )
 from ..pools import NdisAllocatePacket, NdisFreePacket, NdisPacketPoolUsage
-from ..scheduler import PRIORITY_DPC, WorkItem
+from ..scheduler import PRIORITY_DPC, PRIORITY_WIRE, WorkItem
 from ..status import NDIS_STATUS
 
 if TYPE_CHECKING:
@@ -495,10 +495,12 @@ class SimNicAdapter:
             return
         self.rx_fifo.append(buffer)
         if self.rx_dpc is None:
+            # One receive interrupt for every frame that arrives at the same instant: the DPC
+            # runs after the wire's deliveries due now (and after ``irq_delay_ns``).
             self.rx_dpc = self.ndis.scheduler.call_later(
                 self.irq_delay_ns,
                 self._rx_dpc,
-                priority=PRIORITY_DPC,
+                priority=PRIORITY_WIRE + 1,
                 irql=DISPATCH_LEVEL,
                 label="nic-rx-dpc",
             )

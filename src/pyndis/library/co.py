@@ -55,48 +55,33 @@ Internal API for the other send paths (NDIS 6 ``NdisCoSendNetBufferLists`` uses 
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import TYPE_CHECKING, Any
 
-from ..constants import DISPATCH_LEVEL, PASSIVE_LEVEL
 from ..errors import Culprit, MiniportContractError, ProtocolContractError, error_class_for
-from ..scheduler import PRIORITY_PASSIVE
+from ..packet import NDIS_PACKET
 from ..status import NDIS_STATUS
 from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_handle
+from .coaf import CoAfDdis
 from .cocall import CoCallDdis
 from .covc import (
-    CO_ADDRESS_FAMILY,
-    CO_SAP,
     AfBlock,
     CallManagerAf,
     OpenState,
-    SapBlock,
     VcCreator,
     VirtualConnection,
     af_from_handle,
-    sap_from_handle,
     status_and,
     vc_can_indicate,
     vc_from_handle,
     vc_send_status,
 )
-from .drivers import DriverBlock, check_version
-from .states import CALL_TRANSITIONS, VC_TRANSITIONS, CallState, VcState, move
+from .drivers import DriverBlock
+from .states import VC_TRANSITIONS, CallState, VcState, move, move_call
 
 if TYPE_CHECKING:
     from .kernel import Ndis
-
-#: Handlers a call manager must supply (checked when it registers an AF).
-CM_HANDLERS = (
-    "ProtocolCmOpenAf",
-    "ProtocolCmCloseAf",
-    "ProtocolCmMakeCall",
-    "ProtocolCmCloseCall",
-)
-#: ... and a stand-alone CM also gets these (an MCM has MiniportCoCreateVc/DeleteVc instead).
-CM_PROTOCOL_HANDLERS = ("ProtocolCoCreateVc", "ProtocolCoDeleteVc")
-#: Handlers a client must supply to open an AF.
-CLIENT_HANDLERS = ("ProtocolCoCreateVc", "ProtocolCoDeleteVc", "ProtocolClMakeCallComplete")
 
 _SUCCESS = NDIS_STATUS.SUCCESS
 _PENDING = NDIS_STATUS.PENDING
@@ -112,73 +97,41 @@ _CALL_UNWIND: dict[CallState, tuple[str, ...]] = {
 }
 
 
-class CoDdis(CoCallDdis):
-    """AF registration and opening, SAPs, VC creation and deletion (mixed into ``Ndis``)."""
+class CoDdis(CoAfDdis, CoCallDdis):
+    """VC creation and deletion, kernel hooks; AFs/SAPs (``coaf``), calls (``cocall``)."""
 
     # --- kernel hooks -----------------------------------------------------------------------------
     def _init_co(self) -> None:
         """Per-kernel CoNDIS state (called from Ndis.__init__)."""
         self.co_registrations: list[CallManagerAf] = []
         self._vc_numbers = itertools.count(1)
+        #: the kernel's re-entrant send lock (shared with the 5.x paths: one lock order)
+        self._co_lock: threading.RLock = getattr(self, "_send5_lock", None) or threading.RLock()
+        #: received packets a VC owner kept (NdisReturnPackets gives them back)
+        self._co_lent: dict[NDIS_PACKET, VirtualConnection] = {}
 
     def _co_lost(self) -> list[str]:
         """Descriptions of CoNDIS sends not yet completed and receives never returned."""
         ndis: Ndis = self  # type: ignore[assignment]
         problems = []
+        held = ndis.co_held()
         for adapter in ndis.adapters.values():
             for vc in adapter.vcs:
-                c = vc.counters
-                if c.in_flight:
-                    problems.append(f"{vc!r}: {c.in_flight} send(s) not completed")
-                if c.held:
-                    problems.append(f"{vc!r}: {c.held} received packet(s) never returned")
+                if vc.counters.in_flight:
+                    problems.append(f"{vc!r}: {vc.counters.in_flight} send(s) not completed")
+        if held:
+            problems.append(f"{held} packet(s) received on VCs kept and never returned")
         return problems
 
     def co_accounting(self) -> dict[str, Any]:
         """Per-VC counters of every live VC (``accounting()`` covers pools and bindings)."""
         ndis: Ndis = self  # type: ignore[assignment]
+        ndis.co_held()  # brings ``returned`` up to date
         return {
             repr(vc): vc.counters.as_dict()
             for adapter in ndis.adapters.values()
             for vc in adapter.vcs
         }
-
-    def _co_binding_opened(self, binding: OpenBlock) -> None:
-        """A binding was opened: offer it the AFs already registered on its adapter.
-
-        NDIS does this from a worker thread, after the open: the protocol must hold its
-        NdisBindingHandle before it can open an AF, so the offer is a PASSIVE work item."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        for reg in self.co_registrations:
-            if reg.adapter is binding.adapter:
-                self._schedule_af_notify(reg, binding)
-        del ndis
-
-    def _schedule_af_notify(self, reg: CallManagerAf, binding: OpenBlock) -> None:
-        ndis: Ndis = self  # type: ignore[assignment]
-        if binding is reg.cm_binding or not binding.protocol.has("ProtocolCoAfRegisterNotify"):
-            return
-        ndis.scheduler.call_later(
-            0,
-            self._af_notify,
-            reg,
-            binding,
-            priority=PRIORITY_PASSIVE,
-            irql=PASSIVE_LEVEL,
-            label="af-notify",
-        )
-
-    def _af_notify(self, reg: CallManagerAf, binding: OpenBlock) -> None:
-        ndis: Ndis = self  # type: ignore[assignment]
-        if reg not in self.co_registrations or binding not in reg.adapter.bindings:
-            return  # deregistered or unbound meanwhile
-        ndis.scheduler.trace("af-notify", binding.protocol.name, hex(reg.AddressFamily.AddressFamily))
-        ndis.call(
-            binding.protocol,
-            "ProtocolCoAfRegisterNotify",
-            binding.ProtocolBindingContext,
-            reg.AddressFamily,
-        )
 
     def _co_teardown_adapter(self, adapter: MiniportBlock) -> None:
         """Before an adapter halts (its bindings are already closed): whatever VCs, SAPs and
@@ -204,18 +157,22 @@ class CoDdis(CoCallDdis):
                 af.state = OpenState.CLOSED
             reg.opens.clear()
             self.co_registrations.remove(reg)
-            ndis.scheduler.trace("af-deregistered", adapter.name, hex(reg.AddressFamily.AddressFamily))
+            ndis.scheduler.trace(
+                "af-deregistered", adapter.name, hex(reg.AddressFamily.AddressFamily)
+            )
 
     def _force_delete(self, vc: VirtualConnection) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
         if vc.state in (VcState.ACTIVATING, VcState.REACTIVATING, VcState.DEACTIVATING):
             ndis.wait_until(
-                lambda: vc.state not in (VcState.ACTIVATING, VcState.REACTIVATING, VcState.DEACTIVATING),
+                lambda: (
+                    vc.state not in (VcState.ACTIVATING, VcState.REACTIVATING, VcState.DEACTIVATING)
+                ),
                 f"(de)activation of {vc!r} to complete",
                 Culprit.MINIPORT,
             )
         for event in _CALL_UNWIND.get(vc.call, ()):
-            move(vc, CALL_TRANSITIONS, event)
+            move_call(vc, event)
         if vc.state in (VcState.ACTIVE, VcState.CLOSING):
             move(vc, VC_TRANSITIONS, "deactivate")
             if vc.miniport.has("MiniportCoDeactivateVc"):
@@ -223,7 +180,7 @@ class CoDdis(CoCallDdis):
                     ndis.call(vc.miniport, "MiniportCoDeactivateVc", vc.MiniportVcContext)
                 )
                 if status == _PENDING:
-                    vc.deactivation_reply = ""
+                    vc.deactivation_reply = "ndis"
                     ndis.wait_until(
                         lambda: vc.state is VcState.DEACTIVATED,
                         f"NdisMCoDeactivateVcComplete for {vc!r}",
@@ -236,310 +193,6 @@ class CoDdis(CoCallDdis):
         if vc.creator is not VcCreator.MINIPORT_CM:
             self._miniport_delete(vc)
         self._unlink(vc)
-
-    # --- address-family registration (call managers) -------------------------------------------
-    def NdisCmRegisterAddressFamily(
-        self,
-        NdisBindingHandle: OpenBlock,
-        AddressFamily: CO_ADDRESS_FAMILY,
-        CmCharacteristics: Any = None,
-        SizeOfCmCharacteristics: int = 0,
-    ) -> NDIS_STATUS:
-        """A stand-alone CM registers an AF on the adapter of its binding (NDIS 5.x).
-
-        ``CmCharacteristics`` is accepted and ignored: pyndis finds the CM's handlers by name
-        on the driver object. -> SUCCESS | BAD_CHARACTERISTICS (a CM handler is missing) |
-        FAILURE (the AF is registered on that adapter already) | NOT_SUPPORTED (not a CoNDIS
-        adapter)."""
-        binding = binding_handle(NdisBindingHandle)
-        check_version(binding.protocol, "NdisCmRegisterAddressFamily")
-        return self._register_af(binding.adapter, AddressFamily, binding.protocol, binding)
-
-    def NdisCmRegisterAddressFamilyEx(
-        self, NdisBindingHandle: OpenBlock, AddressFamily: CO_ADDRESS_FAMILY
-    ) -> NDIS_STATUS:
-        """NDIS 6 form of NdisCmRegisterAddressFamily."""
-        binding = binding_handle(NdisBindingHandle)
-        check_version(binding.protocol, "NdisCmRegisterAddressFamilyEx")
-        return self._register_af(binding.adapter, AddressFamily, binding.protocol, binding)
-
-    def NdisMCmRegisterAddressFamily(
-        self,
-        MiniportAdapterHandle: MiniportBlock,
-        AddressFamily: CO_ADDRESS_FAMILY,
-        CmCharacteristics: Any = None,
-        SizeOfCmCharacteristics: int = 0,
-    ) -> NDIS_STATUS:
-        """An MCM registers the AF its integrated call manager serves (NDIS 5.x; usually from
-        MiniportInitialize). Same statuses as NdisCmRegisterAddressFamily."""
-        adapter = adapter_handle(MiniportAdapterHandle)
-        check_version(adapter.driver, "NdisMCmRegisterAddressFamily")
-        return self._register_af(adapter, AddressFamily, adapter.driver, None)
-
-    def NdisMCmRegisterAddressFamilyEx(
-        self, MiniportAdapterHandle: MiniportBlock, AddressFamily: CO_ADDRESS_FAMILY
-    ) -> NDIS_STATUS:
-        """NDIS 6 form of NdisMCmRegisterAddressFamily."""
-        adapter = adapter_handle(MiniportAdapterHandle)
-        check_version(adapter.driver, "NdisMCmRegisterAddressFamilyEx")
-        return self._register_af(adapter, AddressFamily, adapter.driver, None)
-
-    def _register_af(
-        self,
-        adapter: MiniportBlock,
-        family: CO_ADDRESS_FAMILY,
-        cm: DriverBlock,
-        cm_binding: OpenBlock | None,
-    ) -> NDIS_STATUS:
-        ndis: Ndis = self  # type: ignore[assignment]
-        ndis.irql.check_at_most("Ndis(M)CmRegisterAddressFamily", cm.culprit, PASSIVE_LEVEL)
-        if not adapter.is_co:
-            return NDIS_STATUS.NOT_SUPPORTED
-        needed = CM_HANDLERS + (CM_PROTOCOL_HANDLERS if cm_binding is not None else ())
-        if not all(cm.has(name) for name in needed):
-            return NDIS_STATUS.BAD_CHARACTERISTICS
-        for reg in self.co_registrations:
-            if reg.adapter is adapter and _same_family(reg.AddressFamily, family):
-                return NDIS_STATUS.FAILURE
-        context = cm_binding.ProtocolBindingContext if cm_binding is not None else None
-        reg = CallManagerAf(adapter, family, cm, cm_binding, context)
-        self.co_registrations.append(reg)
-        ndis.scheduler.trace("af-register", adapter.name, hex(family.AddressFamily), cm.name)
-        for binding in list(adapter.bindings):
-            self._schedule_af_notify(reg, binding)
-        return _SUCCESS
-
-    # --- opening and closing an AF (clients) ------------------------------------------------------
-    def NdisClOpenAddressFamily(
-        self,
-        NdisBindingHandle: OpenBlock,
-        AddressFamily: CO_ADDRESS_FAMILY,
-        ProtocolAfContext: Any,
-        ClCharacteristics: Any = None,
-        SizeOfClCharacteristics: int = 0,
-    ) -> tuple[NDIS_STATUS, AfBlock | None]:
-        """-> (Status, NdisAfHandle) (NDIS 5.x). SUCCESS with the handle; PENDING (the handle
-        comes with ProtocolClOpenAfComplete); FAILURE (no such AF on the adapter);
-        BAD_CHARACTERISTICS (a client handler is missing); or the CM's failure status.
-        ``ClCharacteristics`` is accepted and ignored (handlers are found by name)."""
-        binding = binding_handle(NdisBindingHandle)
-        check_version(binding.protocol, "NdisClOpenAddressFamily")
-        return self._open_af(binding, AddressFamily, ProtocolAfContext)
-
-    def NdisClOpenAddressFamilyEx(
-        self, NdisBindingHandle: OpenBlock, AddressFamily: CO_ADDRESS_FAMILY, ClientAfContext: Any
-    ) -> tuple[NDIS_STATUS, AfBlock | None]:
-        """NDIS 6 form of NdisClOpenAddressFamily."""
-        binding = binding_handle(NdisBindingHandle)
-        check_version(binding.protocol, "NdisClOpenAddressFamilyEx")
-        return self._open_af(binding, AddressFamily, ClientAfContext)
-
-    def _open_af(
-        self, binding: OpenBlock, family: CO_ADDRESS_FAMILY, context: Any
-    ) -> tuple[NDIS_STATUS, AfBlock | None]:
-        ndis: Ndis = self  # type: ignore[assignment]
-        client = binding.protocol
-        ndis.irql.check_at_most("NdisClOpenAddressFamily", client.culprit, PASSIVE_LEVEL)
-        reg = next(
-            (
-                r
-                for r in self.co_registrations
-                if r.adapter is binding.adapter and _same_family(r.AddressFamily, family)
-            ),
-            None,
-        )
-        if reg is None:
-            return NDIS_STATUS.FAILURE, None
-        if not all(client.has(name) for name in CLIENT_HANDLERS):
-            return NDIS_STATUS.BAD_CHARACTERISTICS, None
-        af = AfBlock(reg, binding, context)
-        reg.opens.append(af)
-        ndis.scheduler.trace("af-open", client.name, hex(family.AddressFamily))
-        result = ndis.call(reg.cm, "ProtocolCmOpenAf", _cm_context(reg), family, af)
-        status, cm_context = status_and(result, "ProtocolCmOpenAf", reg.cm.culprit)
-        if status == _PENDING:
-            return _PENDING, None
-        self._af_opened(af, status, cm_context)
-        return status, (af if status == _SUCCESS else None)
-
-    def _af_opened(self, af: AfBlock, status: NDIS_STATUS, cm_context: Any) -> None:
-        if status == _SUCCESS:
-            af.CallMgrAfContext = cm_context
-            af.state = OpenState.OPEN
-        else:
-            af.state = OpenState.CLOSED
-            af.registration.opens.remove(af)
-
-    def NdisCmOpenAddressFamilyComplete(
-        self, Status: int, NdisAfHandle: AfBlock, CallMgrAfContext: Any
-    ) -> None:
-        """The CM completes a ProtocolCmOpenAf that returned PENDING."""
-        self._open_af_complete(Status, NdisAfHandle, CallMgrAfContext, "NdisCmOpenAddressFamilyComplete")
-
-    def NdisMCmOpenAddressFamilyComplete(
-        self, Status: int, NdisAfHandle: AfBlock, CallMgrAfContext: Any
-    ) -> None:
-        """The MCM completes a ProtocolCmOpenAf that returned PENDING."""
-        self._open_af_complete(Status, NdisAfHandle, CallMgrAfContext, "NdisMCmOpenAddressFamilyComplete")
-
-    def _open_af_complete(self, status: int, handle: AfBlock, context: Any, ddi: str) -> None:
-        ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(handle, ddi, Culprit.MINIPORT)
-        culprit = af.cm.culprit
-        if af.state is not OpenState.OPENING:
-            raise error_class_for(culprit)(
-                f"{ddi} for {af!r}, which is not being opened", rule="PY-UNEXPECTED-COMPLETE"
-            )
-        final = _final_status(status, ddi, culprit)
-        self._af_opened(af, final, context)
-        ndis.call(
-            af.client.protocol, "ProtocolClOpenAfComplete", final, af.ProtocolAfContext, af
-        )
-
-    def NdisClCloseAddressFamily(self, NdisAfHandle: AfBlock) -> NDIS_STATUS:
-        """Close an AF open: every VC and SAP on it must be gone first (PY-CO-AF).
-        -> the CM's status, or PENDING and ProtocolClCloseAfComplete later."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(NdisAfHandle, "NdisClCloseAddressFamily")
-        client = af.client.protocol
-        ndis.irql.check_at_most("NdisClCloseAddressFamily", client.culprit, PASSIVE_LEVEL)
-        if af.state is not OpenState.OPEN or af.vcs or af.saps:
-            raise ProtocolContractError(
-                f"NdisClCloseAddressFamily({af!r}) with {len(af.vcs)} VC(s) and {len(af.saps)} "
-                "SAP(s) still on it (delete VCs and deregister SAPs first), or not open",
-                rule="PY-CO-AF",
-                culprit=client.culprit,
-                subject=af,
-            )
-        af.state = OpenState.CLOSING
-        ndis.scheduler.trace("af-close", client.name)
-        status = NDIS_STATUS(ndis.call(af.cm, "ProtocolCmCloseAf", af.CallMgrAfContext))
-        if status == _PENDING:
-            return _PENDING
-        self._af_closed(af)
-        return status
-
-    def _af_closed(self, af: AfBlock) -> None:
-        af.state = OpenState.CLOSED
-        if af in af.registration.opens:
-            af.registration.opens.remove(af)
-
-    def NdisCmCloseAddressFamilyComplete(self, Status: int, NdisAfHandle: AfBlock) -> None:
-        self._close_af_complete(Status, NdisAfHandle, "NdisCmCloseAddressFamilyComplete")
-
-    def NdisMCmCloseAddressFamilyComplete(self, Status: int, NdisAfHandle: AfBlock) -> None:
-        self._close_af_complete(Status, NdisAfHandle, "NdisMCmCloseAddressFamilyComplete")
-
-    def _close_af_complete(self, status: int, handle: AfBlock, ddi: str) -> None:
-        ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(handle, ddi, Culprit.MINIPORT)
-        culprit = af.cm.culprit
-        if af.state is not OpenState.CLOSING:
-            raise error_class_for(culprit)(
-                f"{ddi} for {af!r}, which is not being closed", rule="PY-UNEXPECTED-COMPLETE"
-            )
-        final = _final_status(status, ddi, culprit)
-        self._af_closed(af)
-        if af.client.protocol.has("ProtocolClCloseAfComplete"):
-            ndis.call(af.client.protocol, "ProtocolClCloseAfComplete", final, af.ProtocolAfContext)
-
-    # --- SAPs -------------------------------------------------------------------------------------
-    def NdisClRegisterSap(
-        self, NdisAfHandle: AfBlock, ProtocolSapContext: Any, Sap: CO_SAP
-    ) -> tuple[NDIS_STATUS, SapBlock | None]:
-        """-> (Status, NdisSapHandle): the client asks the CM to offer it incoming calls for
-        ``Sap``. PENDING: ProtocolClRegisterSapComplete brings the outcome."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(NdisAfHandle, "NdisClRegisterSap")
-        ndis.irql.check_at_most("NdisClRegisterSap", af.client.protocol.culprit)
-        if af.state is not OpenState.OPEN:
-            raise ProtocolContractError(
-                f"NdisClRegisterSap on {af!r}, which is not open", rule="PY-CO-AF", subject=af
-            )
-        sap = SapBlock(af, Sap, ProtocolSapContext)
-        af.saps.append(sap)
-        result = ndis.call(af.cm, "ProtocolCmRegisterSap", af.CallMgrAfContext, Sap, sap)
-        status, cm_context = status_and(result, "ProtocolCmRegisterSap", af.cm.culprit)
-        if status == _PENDING:
-            return _PENDING, None
-        self._sap_registered(sap, status, cm_context)
-        return status, (sap if status == _SUCCESS else None)
-
-    def _sap_registered(self, sap: SapBlock, status: NDIS_STATUS, cm_context: Any) -> None:
-        if status == _SUCCESS:
-            sap.CallMgrSapContext = cm_context
-            sap.state = OpenState.OPEN
-        else:
-            sap.state = OpenState.CLOSED
-            sap.af.saps.remove(sap)
-
-    def NdisCmRegisterSapComplete(
-        self, Status: int, NdisSapHandle: SapBlock, CallMgrSapContext: Any
-    ) -> None:
-        self._register_sap_complete(Status, NdisSapHandle, CallMgrSapContext, "NdisCmRegisterSapComplete")
-
-    def NdisMCmRegisterSapComplete(
-        self, Status: int, NdisSapHandle: SapBlock, CallMgrSapContext: Any
-    ) -> None:
-        self._register_sap_complete(Status, NdisSapHandle, CallMgrSapContext, "NdisMCmRegisterSapComplete")
-
-    def _register_sap_complete(self, status: int, handle: SapBlock, context: Any, ddi: str) -> None:
-        ndis: Ndis = self  # type: ignore[assignment]
-        sap = sap_from_handle(handle, ddi, Culprit.MINIPORT)
-        culprit = sap.af.cm.culprit
-        if sap.state is not OpenState.OPENING:
-            raise error_class_for(culprit)(
-                f"{ddi} for {sap!r}, which is not being registered", rule="PY-UNEXPECTED-COMPLETE"
-            )
-        final = _final_status(status, ddi, culprit)
-        self._sap_registered(sap, final, context)
-        client = sap.af.client.protocol
-        if client.has("ProtocolClRegisterSapComplete"):
-            ndis.call(
-                client, "ProtocolClRegisterSapComplete", final, sap.ProtocolSapContext, sap.Sap, sap
-            )
-
-    def NdisClDeregisterSap(self, NdisSapHandle: SapBlock) -> NDIS_STATUS:
-        """-> the CM's status, or PENDING and ProtocolClDeregisterSapComplete later."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        sap = sap_from_handle(NdisSapHandle, "NdisClDeregisterSap")
-        if sap.state is not OpenState.OPEN:
-            raise ProtocolContractError(
-                f"NdisClDeregisterSap({sap!r}): not registered", rule="PY-CO-SAP", subject=sap
-            )
-        sap.state = OpenState.CLOSING
-        cm = sap.af.cm
-        status = NDIS_STATUS(ndis.call(cm, "ProtocolCmDeregisterSap", sap.CallMgrSapContext))
-        if status == _PENDING:
-            return _PENDING
-        self._sap_closed(sap)
-        return status
-
-    def _sap_closed(self, sap: SapBlock) -> None:
-        sap.state = OpenState.CLOSED
-        if sap in sap.af.saps:
-            sap.af.saps.remove(sap)
-
-    def NdisCmDeregisterSapComplete(self, Status: int, NdisSapHandle: SapBlock) -> None:
-        self._deregister_sap_complete(Status, NdisSapHandle, "NdisCmDeregisterSapComplete")
-
-    def NdisMCmDeregisterSapComplete(self, Status: int, NdisSapHandle: SapBlock) -> None:
-        self._deregister_sap_complete(Status, NdisSapHandle, "NdisMCmDeregisterSapComplete")
-
-    def _deregister_sap_complete(self, status: int, handle: SapBlock, ddi: str) -> None:
-        ndis: Ndis = self  # type: ignore[assignment]
-        sap = sap_from_handle(handle, ddi, Culprit.MINIPORT)
-        culprit = sap.af.cm.culprit
-        if sap.state is not OpenState.CLOSING:
-            raise error_class_for(culprit)(
-                f"{ddi} for {sap!r}, which is not being deregistered",
-                rule="PY-UNEXPECTED-COMPLETE",
-            )
-        final = _final_status(status, ddi, culprit)
-        self._sap_closed(sap)
-        client = sap.af.client.protocol
-        if client.has("ProtocolClDeregisterSapComplete"):
-            ndis.call(client, "ProtocolClDeregisterSapComplete", final, sap.ProtocolSapContext)
 
     # --- creating VCs -----------------------------------------------------------------------------
     def NdisCoCreateVc(
@@ -590,26 +243,26 @@ class CoDdis(CoCallDdis):
             vc.miniport, "MiniportCoCreateVc", adapter.MiniportAdapterContext, vc
         )
         if status != _SUCCESS:
-            vc.state = VcState.DELETED  # never linked anywhere: just dead
+            move(vc, VC_TRANSITIONS, "delete")  # never linked anywhere: just dead
             return status, None
         vc.MiniportVcContext = context
-        af = vc.af
-        if af is not None and vc.creator is VcCreator.CLIENT:
-            if af.registration.is_mcm:
+        peer = vc.af
+        if peer is not None and vc.creator is VcCreator.CLIENT:
+            if peer.registration.is_mcm:
                 vc.CallMgrVcContext = context
             else:
                 status, context = self._create_handler(
-                    af.cm, "ProtocolCoCreateVc", af.CallMgrAfContext, vc
+                    peer.cm, "ProtocolCoCreateVc", peer.CallMgrAfContext, vc
                 )
                 vc.CallMgrVcContext = context
-        elif af is not None:
+        elif peer is not None:
             status, context = self._create_handler(
-                af.client.protocol, "ProtocolCoCreateVc", af.ProtocolAfContext, vc
+                peer.client.protocol, "ProtocolCoCreateVc", peer.ProtocolAfContext, vc
             )
             vc.ProtocolVcContext = context
         if status != _SUCCESS:
             self._miniport_delete(vc)
-            vc.state = VcState.DELETED
+            move(vc, VC_TRANSITIONS, "delete")
             return status, None
         self._link(vc)
         return _SUCCESS, vc
@@ -623,7 +276,11 @@ class CoDdis(CoCallDdis):
         adapter = adapter_handle(MiniportAdapterHandle)
         ndis.irql.check_at_most("NdisMCmCreateVc", Culprit.MINIPORT)
         af = af_from_handle(NdisAfHandle, "NdisMCmCreateVc", Culprit.MINIPORT)
-        if af.adapter is not adapter or not af.registration.is_mcm or af.state is not OpenState.OPEN:
+        if (
+            af.adapter is not adapter
+            or not af.registration.is_mcm
+            or af.state is not OpenState.OPEN
+        ):
             raise MiniportContractError(
                 f"NdisMCmCreateVc with {af!r}: not an open AF of this MCM", rule="PY-CO-AF"
             )
@@ -633,7 +290,7 @@ class CoDdis(CoCallDdis):
             af.client.protocol, "ProtocolCoCreateVc", af.ProtocolAfContext, vc
         )
         if status != _SUCCESS:
-            vc.state = VcState.DELETED
+            move(vc, VC_TRANSITIONS, "delete")
             return status, None
         vc.ProtocolVcContext = context
         self._link(vc)
@@ -709,9 +366,7 @@ class CoDdis(CoCallDdis):
         if af is not None and vc.creator is VcCreator.CLIENT and not af.registration.is_mcm:
             self._delete_handler(af.cm, "ProtocolCoDeleteVc", vc.CallMgrVcContext, vc)
         elif af is not None and vc.creator is VcCreator.CALL_MANAGER:
-            self._delete_handler(
-                af.client.protocol, "ProtocolCoDeleteVc", vc.ProtocolVcContext, vc
-            )
+            self._delete_handler(af.client.protocol, "ProtocolCoDeleteVc", vc.ProtocolVcContext, vc)
         self._miniport_delete(vc)
         self._unlink(vc)
         return _SUCCESS
@@ -762,33 +417,10 @@ def _delete_status(vc: VirtualConnection) -> NDIS_STATUS:
     return _SUCCESS
 
 
-def _same_family(a: CO_ADDRESS_FAMILY, b: CO_ADDRESS_FAMILY) -> bool:
-    return a.AddressFamily == b.AddressFamily and a.MajorVersion == b.MajorVersion
-
-
-def _cm_context(reg: CallManagerAf) -> Any:
-    """CallMgrBindingContext: the CM's ProtocolBindingContext, or the MCM's adapter context."""
-    return reg.adapter.MiniportAdapterContext if reg.is_mcm else reg.CallMgrBindingContext
-
-
-def _final_status(status: int, ddi: str, culprit: Culprit) -> NDIS_STATUS:
-    final = NDIS_STATUS(status)
-    if final == _PENDING:
-        raise error_class_for(culprit)(
-            f"{ddi}(NDIS_STATUS_PENDING): a completion carries the final status",
-            rule="PY-UNEXPECTED-COMPLETE",
-        )
-    return final
-
-
 __all__ = [
-    "CLIENT_HANDLERS",
-    "CM_HANDLERS",
-    "CM_PROTOCOL_HANDLERS",
     "CoDdis",
+    "VirtualConnection",
     "vc_can_indicate",
     "vc_from_handle",
     "vc_send_status",
 ]
-
-_unused = DISPATCH_LEVEL

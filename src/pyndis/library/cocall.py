@@ -34,7 +34,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..constants import INDICATE_END_OF_TX
-from ..errors import Culprit, MiniportContractError, NdisError, ProtocolContractError, error_class_for
+from ..errors import (
+    Culprit,
+    MiniportContractError,
+    NdisError,
+    ProtocolContractError,
+    error_class_for,
+)
 from ..status import NDIS_STATUS
 from .covc import (
     CO_CALL_PARAMETERS,
@@ -47,7 +53,7 @@ from .covc import (
     vc_from_handle,
 )
 from .drivers import DriverBlock
-from .states import CALL_TRANSITIONS, VC_TRANSITIONS, CallState, VcState, move
+from .states import VC_TRANSITIONS, CallState, VcState, move, move_call
 
 if TYPE_CHECKING:
     from .covc import SapBlock
@@ -224,13 +230,18 @@ class CoCallDdis:
         client = vc.sender
         ndis.irql.check_at_most("NdisClMakeCall", client.culprit)
         if vc.af is None or vc.creator is not VcCreator.CLIENT:
-            raise _error(client, f"NdisClMakeCall on {vc!r}, which the client did not create "
-                         "with NdisCoCreateVc on its AF", "R29", vc)
+            raise _error(
+                client,
+                f"NdisClMakeCall on {vc!r}, which the client did not create "
+                "with NdisCoCreateVc on its AF",
+                "R29",
+                vc,
+            )
         if vc.state in (VcState.CLOSING, VcState.DEACTIVATING):
             return NDIS_STATUS.CLOSING
         if vc.state not in (VcState.CREATED, VcState.DEACTIVATED):
             raise _error(client, f"NdisClMakeCall on {vc!r}: it is activated already", "R29", vc)
-        move(vc, CALL_TRANSITIONS, "make_call", culprit=client.culprit, rule="R29")
+        move_call(vc, "make_call", culprit=client.culprit, rule="R29")
         vc.call_parameters = CallParameters
         party = PartyBlock(vc, ProtocolPartyContext) if ProtocolPartyContext is not None else None
         vc.party = party
@@ -279,7 +290,9 @@ class CoCallDdis:
         vc = vc_from_handle(handle, ddi, Culprit.PROTOCOL)
         cm = self._cm_of(vc, ddi, mcm=ddi.startswith("NdisMCm"))
         if vc.call is not CallState.OUTGOING:
-            raise _error(cm, f"{ddi} for {vc!r}: no call is being made", "PY-UNEXPECTED-COMPLETE", vc)
+            raise _error(
+                cm, f"{ddi} for {vc!r}: no call is being made", "PY-UNEXPECTED-COMPLETE", vc
+            )
         final = _final(status, ddi, cm.culprit)
         if vc.party is not None and party_ctx is not None:
             vc.party.CallMgrPartyContext = party_ctx
@@ -294,14 +307,24 @@ class CoCallDdis:
         party = vc.party
         if status == _SUCCESS:
             if vc.state not in _ACTIVE:
-                raise _error(cm, f"the call on {vc!r} completed with SUCCESS but the VC was never "
-                             "activated (activate it before MakeCallComplete)", "R29", vc)
-            move(vc, CALL_TRANSITIONS, "make_call_done")
+                raise _error(
+                    cm,
+                    f"the call on {vc!r} completed with SUCCESS but the VC was never "
+                    "activated (activate it before MakeCallComplete)",
+                    "R29",
+                    vc,
+                )
+            move_call(vc, "make_call_done")
         else:
             if vc.state in _ACTIVE or vc.state is VcState.ACTIVATING:
-                raise _error(cm, f"the call on {vc!r} failed ({status.name}) but the VC is left "
-                             "activated (deactivate it before failing the call)", "R29", vc)
-            move(vc, CALL_TRANSITIONS, "make_call_failed")
+                raise _error(
+                    cm,
+                    f"the call on {vc!r} failed ({status.name}) but the VC is left "
+                    "activated (deactivate it before failing the call)",
+                    "R29",
+                    vc,
+                )
+            move_call(vc, "make_call_failed")
             vc.party = None
         ndis.scheduler.trace("make-call-done", vc.index, status)
         if notify:
@@ -334,16 +357,22 @@ class CoCallDdis:
         sap = sap_from_handle(sap_handle, ddi, cm.culprit)
         ndis.irql.check_at_most(ddi, cm.culprit)
         if vc.af is not sap.af or vc.creator is VcCreator.CLIENT:
-            raise _error(cm, f"{ddi}: {vc!r} was not created by the CM on the AF of {sap!r}",
-                         "R30", vc)
+            raise _error(
+                cm, f"{ddi}: {vc!r} was not created by the CM on the AF of {sap!r}", "R30", vc
+            )
         if vc.state not in _ACTIVE:
-            raise _error(cm, f"{ddi} on {vc!r}: activate the VC before offering the call", "R30", vc)
-        move(vc, CALL_TRANSITIONS, "incoming", culprit=cm.culprit, rule="R30")
+            raise _error(
+                cm, f"{ddi} on {vc!r}: activate the VC before offering the call", "R30", vc
+            )
+        move_call(vc, "incoming", culprit=cm.culprit, rule="R30")
         vc.call_parameters = params
         ndis.scheduler.trace("incoming-call", vc.index)
         status = NDIS_STATUS(
             ndis.call(
-                vc.sender, "ProtocolClIncomingCall", sap.ProtocolSapContext, vc.ProtocolVcContext,
+                vc.sender,
+                "ProtocolClIncomingCall",
+                sap.ProtocolSapContext,
+                vc.ProtocolVcContext,
                 params,
             )
         )
@@ -360,8 +389,12 @@ class CoCallDdis:
         """The client accepts (SUCCESS) or rejects an offered call it answered PENDING to."""
         vc = vc_from_handle(NdisVcHandle, "NdisClIncomingCallComplete", Culprit.PROTOCOL)
         if vc.call is not CallState.INCOMING:
-            raise _error(vc.sender, f"NdisClIncomingCallComplete for {vc!r}: no call offered",
-                         "PY-UNEXPECTED-COMPLETE", vc)
+            raise _error(
+                vc.sender,
+                f"NdisClIncomingCallComplete for {vc!r}: no call offered",
+                "PY-UNEXPECTED-COMPLETE",
+                vc,
+            )
         final = _final(Status, "NdisClIncomingCallComplete", vc.sender.culprit)
         self._incoming_done(vc, final, CallParameters, notify=True)
 
@@ -369,7 +402,7 @@ class CoCallDdis:
         self, vc: VirtualConnection, status: NDIS_STATUS, params: Any, notify: bool
     ) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        move(vc, CALL_TRANSITIONS, "accepted" if status == _SUCCESS else "rejected")
+        move_call(vc, "accepted" if status == _SUCCESS else "rejected")
         ndis.scheduler.trace("incoming-call-done", vc.index, status)
         if notify:
             assert vc.cm is not None
@@ -387,7 +420,7 @@ class CoCallDdis:
         mcm = ddi.startswith("NdisMCm")
         vc = vc_from_handle(handle, ddi, Culprit.MINIPORT if mcm else Culprit.PROTOCOL)
         cm = self._cm_of(vc, ddi, mcm)
-        move(vc, CALL_TRANSITIONS, "connected", culprit=cm.culprit, rule="R30")
+        move_call(vc, "connected", culprit=cm.culprit, rule="R30")
         ndis.scheduler.trace("call-connected", vc.index)
         if vc.sender.has("ProtocolClCallConnected"):
             ndis.call(vc.sender, "ProtocolClCallConnected", vc.ProtocolVcContext)
@@ -412,13 +445,17 @@ class CoCallDdis:
         ddi = "NdisMCmDispatchIncomingCloseCall" if mcm else "NdisCmDispatchIncomingCloseCall"
         vc = vc_from_handle(handle, ddi, Culprit.MINIPORT if mcm else Culprit.PROTOCOL)
         cm = self._cm_of(vc, ddi, mcm)
-        move(vc, CALL_TRANSITIONS, "incoming_close", culprit=cm.culprit, rule="R34")
+        move_call(vc, "incoming_close", culprit=cm.culprit, rule="R34")
         if vc.state is VcState.ACTIVE:
             move(vc, VC_TRANSITIONS, "close")
         ndis.scheduler.trace("incoming-close", vc.index, NDIS_STATUS(status))
         ndis.call(
-            vc.sender, "ProtocolClIncomingCloseCall", NDIS_STATUS(status), vc.ProtocolVcContext,
-            buffer, size,
+            vc.sender,
+            "ProtocolClIncomingCloseCall",
+            NDIS_STATUS(status),
+            vc.ProtocolVcContext,
+            buffer,
+            size,
         )
 
     def NdisClCloseCall(
@@ -438,15 +475,20 @@ class CoCallDdis:
         ndis.irql.check_at_most("NdisClCloseCall", client.culprit)
         if vc.af is None:
             raise _error(client, f"NdisClCloseCall on {vc!r}, which carries no call", "R32", vc)
-        move(vc, CALL_TRANSITIONS, "close", culprit=client.culprit, rule="R32")
+        move_call(vc, "close", culprit=client.culprit, rule="R32")
         if vc.state is VcState.ACTIVE:
             move(vc, VC_TRANSITIONS, "close", culprit=client.culprit, rule="R32")
         ndis.scheduler.trace("close-call", vc.index)
         if vc.counters.in_flight:
             ndis.flag(
-                _error(client, f"NdisClCloseCall on {vc!r} with {vc.counters.in_flight} send(s) "
-                       "outstanding: a client waits for its sends to complete before it closes "
-                       "(NDIS holds the close back until they have)", "R32", vc)
+                _error(
+                    client,
+                    f"NdisClCloseCall on {vc!r} with {vc.counters.in_flight} send(s) "
+                    "outstanding: a client waits for its sends to complete before it closes "
+                    "(NDIS holds the close back until they have)",
+                    "R32",
+                    vc,
+                )
             )
             vc.pending_close = (NdisPartyHandle, Buffer, Size)
             return _PENDING
@@ -496,15 +538,19 @@ class CoCallDdis:
         vc = vc_from_handle(handle, ddi, Culprit.MINIPORT if mcm else Culprit.PROTOCOL)
         cm = self._cm_of(vc, ddi, mcm)
         if vc.call is not CallState.CLOSING or vc.pending_close is not None:
-            raise _error(cm, f"{ddi} for {vc!r}: no close was handed to the call manager",
-                         "PY-UNEXPECTED-COMPLETE", vc)
+            raise _error(
+                cm,
+                f"{ddi} for {vc!r}: no close was handed to the call manager",
+                "PY-UNEXPECTED-COMPLETE",
+                vc,
+            )
         final = _final(status, ddi, cm.culprit)
         self._call_closed(vc, final, notify=True)
 
     def _call_closed(self, vc: VirtualConnection, status: NDIS_STATUS, notify: bool) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
         party = vc.party
-        move(vc, CALL_TRANSITIONS, "closed")
+        move_call(vc, "closed")
         vc.party = None
         ndis.scheduler.trace("close-call-done", vc.index, status)
         if notify and vc.sender.has("ProtocolClCloseCallComplete"):

@@ -1,21 +1,269 @@
-"""CoNDIS 6 send and receive on VCs (being written; waits for library.co)."""
+"""CoNDIS 6 send path (NdisCoSendNetBufferLists), and NDIS 6 completion delivery (both paths).
+
+Theory of operation
+-------------------
+Grammar, per NET_BUFFER_LIST on a VC (rules 47-49, 35)::
+
+    NdisCoSendNetBufferLists(vc, chain) -> MiniportCoSendNetBufferLists(MiniportVcContext, chain)
+        -> NdisMCoSendNetBufferListsComplete(any VC handle of the adapter, NBLs of any VCs)
+        -> ProtocolCoSendNetBufferListsComplete(ProtocolVcContext, NBLs of that VC)
+
+The VC comes from :mod:`.co` (``vc_from_handle``); whether data may go down is its verdict
+(``vc_send_status``): a VC never activated completes every NBL at once with
+NDIS_STATUS_VC_NOT_ACTIVATED, a closing one with NDIS_STATUS_CLOSING (rule 35 [model]), and a
+send before the call is up is reported to the verifier (rules 29, 30, 34). CoNDIS has no NDIS
+queue (rule 36): the chain goes to the miniport as it came, FIFO. Every NBL's ``SourceHandle``
+must be the NdisVcHandle (rule 47). The miniport completes with NdisMCoSendNetBufferListsComplete
+naming any VC of the adapter; NDIS routes each NBL by its own ``SourceHandle``, so one call may
+carry NBLs of several VCs, each of which comes back to its own ProtocolVcContext. CoNDIS media
+are not 802.3/802.5, so NDIS never loops a VC send back (rule 55). Counting follows
+:mod:`.co`: ``vc.counters`` (with bytes) and the owner binding's counters, the adapter's
+``outstanding``, and ``_vc_send_done(vc)`` after each completion (a held-back close goes on).
+
+Completion delivery (both paths). NdisMSendNetBufferListsComplete and
+NdisMCoSendNetBufferListsComplete hand their NBLs (COMPLETING, grouped by ``SourceHandle``)
+to ``_s6_up``. Inside a scheduler item (a DPC, a timer, a frame arriving) they are collected,
+and one DPC queued behind the item delivers them: one Protocol[Co]SendNetBufferListsComplete
+per (protocol, context), carrying the NBLs of every send call, binding and VC that share the
+context (rule 49: "NDIS can collect the structures from multiple send requests into a single
+list"). Outside the scheduler (a miniport completing inside its send handler, called from user
+code) they go up before the completion DDI returns, merged per context the same way. Each NBL
+is ``return``-ed (``return_forwarded`` to an intermediate driver that forwarded it) just before
+the handler runs, counted on its binding or VC, and relinked through ``Next`` in completion
+order. The flag NDIS passes up says DISPATCH_LEVEL exactly when it runs there (rule 63).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..constants import (
+    DISPATCH_LEVEL,
+    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
+    NDIS_SEND_FLAGS_DISPATCH_LEVEL,
+)
+from ..errors import Culprit, error_class_for
+from ..nbl import NET_BUFFER_LIST, iter_nbs, link_nbls
+from ..scheduler import WorkItem
+from .binding import OpenBlock
+from .covc import VirtualConnection, vc_from_handle, vc_send_status
+from .drivers import DriverBlock, version_error
+from .send6 import irql_error, null_chain, report_flag_lie
+
 if TYPE_CHECKING:
-    from .drivers import DriverBlock
+    from .kernel import Ndis
+
+_DISPATCH = int(DISPATCH_LEVEL)
+_SEND_DISPATCH = int(NDIS_SEND_FLAGS_DISPATCH_LEVEL)
+_COMPLETE_DISPATCH = int(NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL)
+
+
+def nbl_length(nbls: list[NET_BUFFER_LIST]) -> int:
+    """Bytes of used data in NBLs (all their NET_BUFFERs)."""
+    return sum(nb.DataLength for nbl in nbls for nb in iter_nbs(nbl))
+
+
+def count_completions(counters: Any, nbls: list[NET_BUFFER_LIST]) -> None:
+    """Count completed NBLs on a binding's or VC's SendCounters / VcCounters."""
+    by_status = counters.by_status
+    for nbl in nbls:
+        by_status[nbl.Status] += 1
+    counters.completed += len(nbls)
+
+
+class Delivery:
+    """NBLs waiting to go up in one Protocol[Co]SendNetBufferListsComplete call."""
+
+    __slots__ = ("block", "context", "handler", "nbls", "owners")
+
+    def __init__(self, block: DriverBlock, context: Any, handler: str) -> None:
+        self.block = block
+        self.context = context
+        self.handler = handler
+        self.nbls: list[NET_BUFFER_LIST] = []
+        #: (binding or VC, its NBLs) in completion order
+        self.owners: list[tuple[Any, list[NET_BUFFER_LIST]]] = []
 
 
 class CoSend6Ddis:
-    """NdisCoSendNetBufferLists, NdisMCoSendNetBufferListsComplete, CoNDIS 6 receive."""
+    """NdisCoSendNetBufferLists, NdisMCoSendNetBufferListsComplete; completion delivery."""
+
+    _s6_batch: dict[tuple[int, int, str], Delivery]
+    _s6_flush_item: WorkItem | None
 
     def _init_cosend6(self) -> None:
-        """Per-kernel CoNDIS 6 state (called from _init_send6)."""
+        """Per-kernel state (called from _init_send6)."""
+        #: completions collected during the running scheduler item, per (driver, context)
+        self._s6_batch = {}
+        self._s6_flush_item = None
 
-    def _co6_route(self, owner: Any) -> tuple[DriverBlock, Any, str]:
-        raise NotImplementedError(owner)
+    # --- NdisCoSendNetBufferLists -----------------------------------------------------------------
+    def NdisCoSendNetBufferLists(
+        self,
+        NdisVcHandle: VirtualConnection,
+        NetBufferLists: NET_BUFFER_LIST | None,
+        SendFlags: int,
+    ) -> None:
+        """Send a chain of NBLs on a VC; each comes back once through
+        ProtocolCoSendNetBufferListsComplete. Caller: IRQL <= DISPATCH_LEVEL (R64)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        ddi = "NdisCoSendNetBufferLists"
+        vc = vc_from_handle(NdisVcHandle, ddi, Culprit.PROTOCOL)
+        sender = vc.sender
+        if sender.major < 6:
+            raise version_error(sender, ddi)
+        level = ndis.irql.level
+        if level > _DISPATCH:
+            raise irql_error(ddi, level, sender.culprit, "R64")
+        if SendFlags & _SEND_DISPATCH and level < _DISPATCH:
+            report_flag_lie(ndis, ddi, "NDIS_SEND_FLAGS_DISPATCH_LEVEL", sender.culprit)
+        head = NetBufferLists
+        if head is None:
+            raise null_chain(ddi, sender.culprit)
+        count = ndis._s6_take(head, vc, sender, ddi)
+        counters = vc.counters
+        counters.sent += count
+        counters.bytes_sent += nbl_length(list(_chain(head, count)))
+        vc.owner.counters.sent += count
+        status, rule = vc_send_status(vc)
+        if rule:
+            ndis.flag(
+                error_class_for(sender.culprit)(
+                    f"{ddi} on {vc!r} ({vc.state.name}, call {vc.call.name}): "
+                    + ("NDIS completes the NBLs with " + status.name if status else "too early"),
+                    rule=rule,
+                    subject=vc,
+                )
+            )
+        if status is not None:
+            ndis.scheduler.trace("cosend6-refused", sender.name, vc.index, status)
+            ndis._s6_abort_up(vc, head, status)
+            return
+        adapter = vc.adapter
+        paused = ndis._s6_hand_down(adapter, head, count)
+        flags = (SendFlags & ~_SEND_DISPATCH) | (_SEND_DISPATCH if level == _DISPATCH else 0)
+        ndis.scheduler.trace("cosend6", sender.name, vc.index, count)
+        vc.in_send_handler += 1
+        try:
+            ndis.call(
+                vc.miniport, "MiniportCoSendNetBufferLists", vc.MiniportVcContext, head, flags
+            )
+        finally:
+            vc.in_send_handler -= 1
+        if paused:
+            ndis._s6_check_paused(adapter, paused)
 
-    def _co6_send_done(self, owner: Any) -> None:
-        """A send on VC ``owner`` completed."""
+    # --- NdisMCoSendNetBufferListsComplete --------------------------------------------------------
+    def NdisMCoSendNetBufferListsComplete(
+        self,
+        NdisVcHandle: VirtualConnection,
+        NetBufferLists: NET_BUFFER_LIST | None,
+        SendCompleteFlags: int,
+    ) -> None:
+        """The miniport gives back NBLs of any VCs of the adapter ``NdisVcHandle`` is on, each
+        with NET_BUFFER_LIST_STATUS set (rule 50). Caller: IRQL <= DISPATCH_LEVEL (R64)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        ddi = "NdisMCoSendNetBufferListsComplete"
+        vc = NdisVcHandle
+        if type(vc) is not VirtualConnection:
+            vc = vc_from_handle(vc, ddi, Culprit.MINIPORT)
+        adapter = vc.adapter
+        driver = adapter.driver
+        if driver.major < 6:
+            raise version_error(driver, ddi)
+        level = ndis.irql.level
+        if level > _DISPATCH:
+            raise irql_error(ddi, level, driver.culprit, "R64")
+        if SendCompleteFlags & _COMPLETE_DISPATCH and level < _DISPATCH:
+            report_flag_lie(ndis, ddi, "NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL", driver.culprit)
+        head = NetBufferLists
+        if head is None:
+            raise null_chain(ddi, driver.culprit)
+        count = ndis._s6_check_completion(head, adapter, driver, ddi, VirtualConnection)
+        groups = ndis._s6_complete_chain(head, driver)
+        adapter.outstanding -= count
+        adapter.counters.completed += count
+        ndis.scheduler.trace("cosend6-completed", adapter.name, count, len(groups))
+        self._s6_up(groups)
+
+    # --- completion routing and batching ----------------------------------------------------------
+    @staticmethod
+    def _s6_route(owner: Any) -> tuple[DriverBlock, Any, str]:
+        """(protocol driver, context, completion handler) of a binding or VC."""
+        if type(owner) is OpenBlock:
+            return (
+                owner.protocol,
+                owner.ProtocolBindingContext,
+                "ProtocolSendNetBufferListsComplete",
+            )
+        return owner.sender, owner.ProtocolVcContext, "ProtocolCoSendNetBufferListsComplete"
+
+    def _s6_up(self, groups: dict[Any, list[NET_BUFFER_LIST]]) -> None:
+        """Hand completed NBLs (COMPLETING) up: merged per DPC inside the scheduler, at once
+        (merged per context) outside it."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        sched = ndis.scheduler
+        if sched.current is not None:
+            self._s6_collect(self._s6_batch, groups)
+            if self._s6_flush_item is None:
+                self._s6_flush_item = sched.queue_dpc(self._s6_flush, label="nbl-complete")
+            return
+        pending: dict[tuple[int, int, str], Delivery] = {}
+        self._s6_collect(pending, groups)
+        for delivery in pending.values():
+            self._s6_deliver(delivery)
+
+    def _s6_collect(
+        self,
+        into: dict[tuple[int, int, str], Delivery],
+        groups: dict[Any, list[NET_BUFFER_LIST]],
+    ) -> None:
+        for owner, nbls in groups.items():
+            block, context, handler = self._s6_route(owner)
+            key = (id(block), id(context), handler)
+            delivery = into.get(key)
+            if delivery is None:
+                delivery = into[key] = Delivery(block, context, handler)
+            delivery.nbls += nbls
+            delivery.owners.append((owner, nbls))
+
+    def _s6_flush(self) -> None:
+        """The completion DPC: one completion call per (protocol, context) collected."""
+        self._s6_flush_item = None
+        batch, self._s6_batch = self._s6_batch, {}
+        for delivery in batch.values():
+            self._s6_deliver(delivery)
+
+    def _s6_deliver(self, delivery: Delivery) -> None:
+        """``return`` each NBL, count it on its binding or VC, call the completion handler."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        nbls = delivery.nbls
+        head = link_nbls(nbls)
+        for owner, mine in delivery.owners:
+            for nbl in mine:
+                ndis._s6_return(nbl)
+            count_completions(owner.counters, mine)
+            if type(owner) is not OpenBlock:
+                count_completions(owner.owner.counters, mine)
+                owner.counters.bytes_completed += nbl_length(mine)
+        flags = _COMPLETE_DISPATCH if ndis.irql.level == _DISPATCH else 0
+        block = delivery.block
+        ndis.scheduler.trace("send6-complete", block.name, len(nbls))
+        ndis.call(block, delivery.handler, delivery.context, head, flags)
+        for owner, _ in delivery.owners:
+            if type(owner) is OpenBlock:
+                ndis.binding_send_done(owner)
+            else:
+                ndis._vc_send_done(owner)
+
+
+def _chain(head: NET_BUFFER_LIST, count: int) -> list[NET_BUFFER_LIST]:
+    out: list[NET_BUFFER_LIST] = []
+    nbl: NET_BUFFER_LIST | None = head
+    while nbl is not None and len(out) < count:
+        out.append(nbl)
+        nbl = nbl.Next
+    return out
+
+
+__all__ = ["CoSend6Ddis", "Delivery", "count_completions", "nbl_length"]

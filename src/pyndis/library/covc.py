@@ -148,7 +148,9 @@ class VcCounters:
         self.by_status: Counter[int] = Counter()
         self.bytes_sent = 0
         self.bytes_completed = 0
-        #: packets indicated up the VC, and those of them given back to the miniport
+        #: descriptors indicated up the VC, and those of them the owner gave back (for NDIS 5
+        #: packets kept past the indication, ``returned`` catches up when ``ndis.co_held()``
+        #: runs: NdisReturnPackets is the 5.x receive path's)
         self.indicated = 0
         self.returned = 0
         self.bytes_received = 0
@@ -159,7 +161,7 @@ class VcCounters:
 
     @property
     def held(self) -> int:
-        """Received packets the owner still holds (indicated, not yet returned)."""
+        """Received descriptors the owner still keeps."""
         return self.indicated - self.returned
 
     def as_dict(self) -> dict[str, Any]:
@@ -384,8 +386,7 @@ class VirtualConnection:
 
     def __repr__(self) -> str:
         return (
-            f"<NdisVcHandle #{self.index} {self.adapter.name!r} {self.state.name}/"
-            f"{self.call.name}>"
+            f"<NdisVcHandle #{self.index} {self.adapter.name!r} {self.state.name}/{self.call.name}>"
         )
 
 
@@ -441,7 +442,9 @@ def vc_can_indicate(vc: VirtualConnection) -> bool:
 # --- handle validation --------------------------------------------------------------------------
 
 
-def vc_from_handle(handle: object, ddi: str, culprit: Culprit = Culprit.NDIS_USER) -> VirtualConnection:
+def vc_from_handle(
+    handle: object, ddi: str, culprit: Culprit = Culprit.NDIS_USER
+) -> VirtualConnection:
     """The VC behind an ``NdisVcHandle``; raise naming ``culprit`` for anything else or for a
     deleted VC (rule 33: the handle is invalid after NdisCoDeleteVc)."""
     if type(handle) is not VirtualConnection:
@@ -482,7 +485,7 @@ def sap_from_handle(handle: object, ddi: str, culprit: Culprit = Culprit.PROTOCO
     return handle
 
 
-def status_and(result: object, what: str, culprit: Culprit) -> tuple[NDIS_STATUS, Any]:
+def status_and(result: Any, what: str, culprit: Culprit) -> tuple[NDIS_STATUS, Any]:
     """Normalize a handler's ``(status, out)`` return (a bare status means out = None)."""
     if isinstance(result, tuple):
         if len(result) != 2:

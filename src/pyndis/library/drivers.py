@@ -79,7 +79,6 @@ PROTOCOL_HANDLERS = (
     "ProtocolCmDeregisterSap",
     "ProtocolClRegisterSapComplete",
     "ProtocolClDeregisterSapComplete",
-    "ProtocolCoReceiveComplete",
     # NDIS 6
     "ProtocolBindAdapterEx",
     "ProtocolUnbindAdapterEx",

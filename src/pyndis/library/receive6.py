@@ -56,7 +56,7 @@ from ..constants import (
     NdisMedium802_3,
     NdisMedium802_5,
 )
-from ..errors import MiniportContractError, error_class_for
+from ..errors import Culprit, MiniportContractError, error_class_for
 from ..mdl import MDL
 from ..nbl import NET_BUFFER, NET_BUFFER_LIST, iter_nbs, link_nbls, nb_bytes
 from ..nblpool import (
@@ -68,6 +68,7 @@ from ..nblpool import (
 from ..ownership import Event, Ownership, illegal_transition, transition
 from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_accepts, binding_handle
+from .covc import VirtualConnection, vc_can_indicate, vc_from_handle
 from .drivers import version_error
 from .send6 import irql_error, not_an_nbl, null_chain, report_flag_lie
 from .states import AdapterState, BindingState
@@ -90,12 +91,18 @@ _WIDE_OPEN = int(NDIS_PACKET_TYPE_PROMISCUOUS | NDIS_PACKET_TYPE_ALL_LOCAL)
 class RxRef:
     """One NBL lent to overlying drivers: who holds it and where it goes back."""
 
-    __slots__ = ("adapter", "holders", "nbl", "resources")
+    __slots__ = ("adapter", "holders", "nbl", "resources", "vc")
 
     def __init__(
-        self, nbl: NET_BUFFER_LIST, adapter: MiniportBlock | None, resources: bool
+        self,
+        nbl: NET_BUFFER_LIST,
+        adapter: MiniportBlock | None,
+        resources: bool,
+        vc: VirtualConnection | None = None,
     ) -> None:
         self.nbl = nbl
+        #: the VC it was indicated on (CoNDIS), for its receive counters
+        self.vc = vc
         #: the miniport that lent it (None: an NDIS loopback copy, freed on return)
         self.adapter = adapter
         #: the bindings that have it and have not returned it
@@ -240,6 +247,12 @@ class Receive6Ddis:
                 len(mine),
                 up_flags,
             )
+        self._r6_settle(refs, adapter, resources)
+
+    def _r6_settle(self, refs: list[RxRef], adapter: MiniportBlock | None, resources: bool) -> None:
+        """After an indication: with RESOURCES every NBL is NDIS's again; otherwise those no
+        binding kept go back now (to the miniport, or freed if NDIS's own copies)."""
+        held = self._r6_held
         back: list[NET_BUFFER_LIST] = []
         for ref in refs:
             if held.get(id(ref.nbl)) is not ref:
@@ -254,6 +267,65 @@ class Receive6Ddis:
                 self._r6_free_copies(back)
             elif not resources:
                 self._r6_give_back(adapter, back)
+
+    # --- CoNDIS: NdisMCoIndicateReceiveNetBufferLists ---------------------------------------------
+    def NdisMCoIndicateReceiveNetBufferLists(
+        self,
+        NdisVcHandle: VirtualConnection,
+        NetBufferLists: NET_BUFFER_LIST | None,
+        NumberOfNetBufferLists: int,
+        CoReceiveFlags: int,
+    ) -> None:
+        """Lend received NBLs to the owner of an activated VC: ProtocolCoReceiveNetBufferLists(
+        ProtocolBindingContext, ProtocolVcContext, ...); they come back through
+        NdisReturnNetBufferLists on the owner's binding (unless RESOURCES)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        ddi = "NdisMCoIndicateReceiveNetBufferLists"
+        vc = vc_from_handle(NdisVcHandle, ddi, Culprit.MINIPORT)
+        adapter = vc.adapter
+        driver = adapter.driver
+        if driver.major < 6:
+            raise version_error(driver, ddi)
+        level = ndis.irql.level
+        if level > _DISPATCH:
+            raise irql_error(ddi, level, driver.culprit, "R62")
+        if CoReceiveFlags & _RX_DISPATCH and level < _DISPATCH:
+            report_flag_lie(ndis, ddi, "NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL", driver.culprit)
+        if not vc_can_indicate(vc):
+            raise MiniportContractError(
+                f"{ddi} on {vc!r}: a miniport indicates receives only on an activated VC",
+                rule="R32",
+                culprit=driver.culprit,
+                subject=vc,
+            )
+        if adapter.state in (AdapterState.PAUSING, AdapterState.PAUSED):
+            raise MiniportContractError(
+                f"{ddi} on {adapter!r}: a pausing or paused miniport must not indicate receives",
+                rule="R58",
+                culprit=driver.culprit,
+            )
+        nbls = self._r6_lend(NetBufferLists, NumberOfNetBufferLists, driver.culprit, ddi)
+        resources = bool(CoReceiveFlags & _RX_RESOURCES)
+        owner = vc.owner
+        counters = vc.counters
+        counters.indicated += len(nbls)
+        counters.bytes_received += sum(nb.DataLength for nbl in nbls for nb in iter_nbs(nbl))
+        refs = [RxRef(nbl, adapter, resources, vc) for nbl in nbls]
+        for ref in refs:
+            ref.holders.append(owner)
+            self._r6_held[id(ref.nbl)] = ref
+        flags = (CoReceiveFlags & ~_RX_DISPATCH) | (_RX_DISPATCH if level == _DISPATCH else 0)
+        ndis.scheduler.trace("coreceive6", adapter.name, vc.index, len(nbls))
+        ndis.call(
+            vc.sender,
+            "ProtocolCoReceiveNetBufferLists",
+            owner.ProtocolBindingContext,
+            vc.ProtocolVcContext,
+            link_nbls(nbls),
+            len(nbls),
+            flags,
+        )
+        self._r6_settle(refs, adapter, resources)
 
     # --- NdisReturnNetBufferLists -----------------------------------------------------------------
     def NdisReturnNetBufferLists(
@@ -416,7 +488,12 @@ class Receive6Ddis:
         problems: list[str] = []
         lent: dict[str, int] = {}
         for ref in self._r6_held.values():
-            name = ref.adapter.name if ref.adapter is not None else "NDIS loopback"
+            if ref.vc is not None:
+                name = repr(ref.vc)
+            elif ref.adapter is not None:
+                name = ref.adapter.name
+            else:
+                name = "NDIS loopback"
             lent[name] = lent.get(name, 0) + 1
         for name, count in lent.items():
             problems.append(f"{count} received NBL(s) of {name} indicated and never returned")

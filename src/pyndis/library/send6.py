@@ -26,13 +26,10 @@ forwarded``), which restores ``SourceHandle`` and completes upward. ``NdisReserv
 the forwards still open on an NBL, so NDIS knows which of the two ``return`` moves applies.
 
 Batching (rule 49: "NDIS may batch several requests into one completion call"). Completions
-made while a scheduler item runs (a DPC, a timer, a wire delivery) are collected and handed up
-by one DPC queued behind it: one ProtocolSendNetBufferListsComplete per (protocol, context),
-carrying the NBLs of every send call, binding and (CoNDIS) VC that share that context. Outside
-the scheduler (a miniport completing inside its send handler called from user code) they go up
-before NdisMSendNetBufferListsComplete returns, still merged per context: the re-entrant case
-every driver must survive. The NBLs of one delivery are relinked through ``Next`` in the order
-they were completed.
+go up through the delivery in :mod:`.cosend6`, shared with CoNDIS: merged per DPC inside the
+scheduler (one ProtocolSendNetBufferListsComplete per protocol and context, for every send
+call and binding sharing it), at once outside it (the re-entrant case: a miniport completing
+inside its send handler).
 
 Flags (rule 63). ``NDIS_SEND_FLAGS_DISPATCH_LEVEL`` (and the complete/receive/return twins)
 set at an IRQL below DISPATCH_LEVEL is reported to the verifier (a soft violation: NDIS trusts
@@ -75,9 +72,8 @@ from ..errors import (
     NdisUsageError,
     error_class_for,
 )
-from ..nbl import NET_BUFFER_LIST, iter_nbs, link_nbls
+from ..nbl import NET_BUFFER_LIST, iter_nbs
 from ..ownership import Event, Ownership, illegal_transition, transition
-from ..scheduler import WorkItem
 from ..status import NDIS_STATUS
 from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_handle
@@ -125,7 +121,7 @@ MODEL_COMPLETION_STATUSES: frozenset[int] = frozenset(
 _ALLOWED = SEND_COMPLETION_STATUSES | MODEL_COMPLETION_STATUSES
 
 
-# --- checks shared by the NDIS 6 paths (send6, cosend6, receive6) ----------------------------------
+# --- checks shared by the NDIS 6 paths (send6, cosend6, receive6) --------------------------------
 
 
 def irql_error(ddi: str, level: int, culprit: Culprit, rule: str) -> IrqlError:
@@ -180,28 +176,12 @@ class Watch:
         self.cancelled = False
 
 
-class Delivery:
-    """NBLs waiting to go up in one Protocol[Co]SendNetBufferListsComplete call."""
-
-    __slots__ = ("block", "context", "handler", "nbls", "owners")
-
-    def __init__(self, block: DriverBlock, context: Any, handler: str) -> None:
-        self.block = block
-        self.context = context
-        self.handler = handler
-        self.nbls: list[NET_BUFFER_LIST] = []
-        #: (binding or VC, its NBLs) in completion order
-        self.owners: list[tuple[Any, list[NET_BUFFER_LIST]]] = []
-
-
-# --- the mixin -------------------------------------------------------------------------------------
+# --- the mixin -----------------------------------------------------------------------------------
 
 
 class Send6Ddis:
     """NdisSendNetBufferLists, NdisMSendNetBufferListsComplete, NdisCancelSendNetBufferLists."""
 
-    _s6_batch: dict[tuple[int, int, str], Delivery]
-    _s6_flush_item: WorkItem | None
     _s6_watch: dict[int, Watch]
     _s6_paused: set[int]
     _s6_cancel_seq: int
@@ -209,9 +189,6 @@ class Send6Ddis:
     def _init_send6(self) -> None:
         """Per-kernel state of the NDIS 6 paths (called from Ndis.__init__)."""
         ndis: Ndis = self  # type: ignore[assignment]
-        #: completions collected during the running scheduler item, per (driver, context)
-        self._s6_batch = {}
-        self._s6_flush_item = None
         #: verifier: id(NBL) -> its record while in flight
         self._s6_watch = {}
         #: ids of NBLs given to a Pausing/Paused miniport (they must come back PAUSED)
@@ -348,7 +325,8 @@ class Send6Ddis:
             nbl.Status = status
             nbls.append(nbl)
             nbl = following
-        self._s6_up({owner: nbls})
+        ndis: Ndis = self  # type: ignore[assignment]
+        ndis._s6_up({owner: nbls})
 
     def _s6_submit(
         self,
@@ -360,6 +338,25 @@ class Send6Ddis:
         protocol: DriverBlock,
     ) -> None:
         """Hand a taken chain to MiniportSendNetBufferLists (FIFO: the chain as it came)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        paused = self._s6_hand_down(adapter, head, count)
+        ndis.scheduler.trace("send6", protocol.name, adapter.name, count)
+        ndis.call(
+            adapter.driver,
+            "MiniportSendNetBufferLists",
+            adapter.MiniportAdapterContext,
+            head,
+            port,
+            flags,
+        )
+        if paused:
+            self._s6_check_paused(adapter, paused)
+
+    def _s6_hand_down(
+        self, adapter: MiniportBlock, head: NET_BUFFER_LIST, count: int
+    ) -> list[NET_BUFFER_LIST] | None:
+        """``submit`` a taken chain to ``adapter``'s miniport (verifier: record each NB chain).
+        Returns the NBLs given to a pausing or paused miniport (None if it is not)."""
         ndis: Ndis = self  # type: ignore[assignment]
         watch = self._s6_watch if ndis.verifier is not None else None
         paused: list[NET_BUFFER_LIST] | None = [] if adapter.state in _PAUSED_ADAPTER else None
@@ -378,27 +375,22 @@ class Send6Ddis:
             nbl = following
         adapter.outstanding += count
         adapter.counters.sent += count
-        ndis.scheduler.trace("send6", protocol.name, adapter.name, count)
-        ndis.call(
-            adapter.driver,
-            "MiniportSendNetBufferLists",
-            adapter.MiniportAdapterContext,
-            head,
-            port,
-            flags,
-        )
-        if paused:
-            late = [n for n in paused if n.ownership is _AT_MINIPORT]
-            if late:
-                ndis.flag(
-                    error_class_for(adapter.driver.culprit)(
-                        f"{adapter!r} is {adapter.state.name} and kept {len(late)} NBL(s) past "
-                        "MiniportSendNetBufferLists: a pausing or paused miniport completes new "
-                        "sends at once with NDIS_STATUS_PAUSED",
-                        rule="R58",
-                        subject=late[0],
-                    )
+        return paused
+
+    def _s6_check_paused(self, adapter: MiniportBlock, paused: list[NET_BUFFER_LIST]) -> None:
+        """Rule 58 (verifier): a pausing or paused miniport completes new sends at once."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        late = [n for n in paused if n.ownership is _AT_MINIPORT]
+        if late:
+            ndis.flag(
+                error_class_for(adapter.driver.culprit)(
+                    f"{adapter!r} is {adapter.state.name} and kept {len(late)} NBL(s) past its "
+                    "send handler: a pausing or paused miniport completes new sends at once "
+                    "with NDIS_STATUS_PAUSED",
+                    rule="R58",
+                    subject=late[0],
                 )
+            )
 
     # --- NdisMSendNetBufferListsComplete ----------------------------------------------------------
     def NdisMSendNetBufferListsComplete(
@@ -425,17 +417,23 @@ class Send6Ddis:
         head = NetBufferLists
         if head is None:
             raise null_chain(ddi, driver.culprit)
-        count = self._s6_check_completion(head, adapter, driver, ddi)
+        count = self._s6_check_completion(head, adapter, driver, ddi, OpenBlock)
         groups = self._s6_complete_chain(head, driver)
         adapter.outstanding -= count
         adapter.counters.completed += count
         ndis.scheduler.trace("send6-completed", adapter.name, count)
-        self._s6_up(groups)
+        ndis._s6_up(groups)
 
     def _s6_check_completion(
-        self, head: NET_BUFFER_LIST, adapter: MiniportBlock, driver: DriverBlock, ddi: str
+        self,
+        head: NET_BUFFER_LIST,
+        adapter: MiniportBlock,
+        driver: DriverBlock,
+        ddi: str,
+        owner_type: type[Any],
     ) -> int:
-        """Check a whole completion chain before anything moves; returns its length."""
+        """Check a whole completion chain before anything moves; returns its length.
+        ``owner_type``: what every SourceHandle must be (a binding, or a VC for CoNDIS)."""
         culprit = driver.culprit
         limit = adapter.outstanding
         paused = self._s6_paused
@@ -446,10 +444,11 @@ class Send6Ddis:
                 raise not_an_nbl(ddi, nbl)
             if nbl.ownership is not _AT_MINIPORT:
                 raise illegal_transition(nbl, _COMPLETE, culprit)
-            owner = nbl.SourceHandle
-            if type(owner) is not OpenBlock or owner.adapter is not adapter:
+            owner: Any = nbl.SourceHandle
+            if type(owner) is not owner_type or owner.adapter is not adapter:
+                what = "binding" if owner_type is OpenBlock else "VC"
                 raise MiniportContractError(
-                    f"{ddi} on {adapter!r}: {nbl!r} has SourceHandle {owner!r}, not a binding "
+                    f"{ddi} on {adapter!r}: {nbl!r} has SourceHandle {owner!r}, not a {what} "
                     "of this adapter (an intermediate driver must restore the SourceHandle it "
                     "replaced before completing)",
                     rule="R47",
@@ -542,81 +541,11 @@ class Send6Ddis:
         if not record.chains:
             del watch[id(nbl)]
 
-    # --- completion routing and batching ----------------------------------------------------------
-    def _s6_route(self, owner: Any) -> tuple[DriverBlock, Any, str]:
-        """(protocol driver, context, completion handler) of a binding or VC."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        if type(owner) is OpenBlock:
-            return (
-                owner.protocol,
-                owner.ProtocolBindingContext,
-                "ProtocolSendNetBufferListsComplete",
-            )
-        return ndis._co6_route(owner)
-
-    def _s6_up(self, groups: dict[Any, list[NET_BUFFER_LIST]]) -> None:
-        """Hand completed NBLs (COMPLETING) up: merged per DPC inside the scheduler, at once
-        (merged per context) outside it."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        sched = ndis.scheduler
-        if sched.current is not None:
-            self._s6_collect(self._s6_batch, groups)
-            if self._s6_flush_item is None:
-                self._s6_flush_item = sched.queue_dpc(self._s6_flush, label="nbl-complete")
-            return
-        pending: dict[tuple[int, int, str], Delivery] = {}
-        self._s6_collect(pending, groups)
-        for delivery in pending.values():
-            self._s6_deliver(delivery)
-
-    def _s6_collect(
-        self,
-        into: dict[tuple[int, int, str], Delivery],
-        groups: dict[Any, list[NET_BUFFER_LIST]],
-    ) -> None:
-        for owner, nbls in groups.items():
-            block, context, handler = self._s6_route(owner)
-            key = (id(block), id(context), handler)
-            delivery = into.get(key)
-            if delivery is None:
-                delivery = into[key] = Delivery(block, context, handler)
-            delivery.nbls += nbls
-            delivery.owners.append((owner, nbls))
-
-    def _s6_flush(self) -> None:
-        """The completion DPC: one completion call per (protocol, context) collected."""
-        self._s6_flush_item = None
-        batch, self._s6_batch = self._s6_batch, {}
-        for delivery in batch.values():
-            self._s6_deliver(delivery)
-
-    def _s6_deliver(self, delivery: Delivery) -> None:
-        """``return`` each NBL, count it on its binding or VC, call the completion handler."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        nbls = delivery.nbls
-        head = link_nbls(nbls)
-        for owner, mine in delivery.owners:
-            counters = owner.counters
-            by_status = counters.by_status
-            for nbl in mine:
-                self._s6_return(nbl)
-                by_status[nbl.Status] += 1
-            counters.completed += len(mine)
-        flags = _COMPLETE_DISPATCH if ndis.irql.level == _DISPATCH else 0
-        block = delivery.block
-        ndis.scheduler.trace("send6-complete", block.name, len(nbls))
-        ndis.call(block, delivery.handler, delivery.context, head, flags)
-        for owner, _ in delivery.owners:
-            if type(owner) is OpenBlock:
-                ndis.binding_send_done(owner)
-            else:
-                ndis._co6_send_done(owner)
-
     def _send6_lost(self) -> list[str]:
         """NDIS 6 work not finished (for assert_nothing_lost)."""
         ndis: Ndis = self  # type: ignore[assignment]
         problems: list[str] = []
-        waiting = sum(len(d.nbls) for d in self._s6_batch.values())
+        waiting = sum(len(d.nbls) for d in ndis._s6_batch.values())
         if waiting:
             problems.append(
                 f"{waiting} NBL send completion(s) collected but not yet delivered (run the "
@@ -660,7 +589,6 @@ class Send6Ddis:
 __all__ = [
     "MODEL_COMPLETION_STATUSES",
     "SEND_COMPLETION_STATUSES",
-    "Delivery",
     "Send6Ddis",
     "Watch",
     "irql_error",

@@ -182,6 +182,24 @@ def move(
     return new
 
 
+class HasCall(Protocol):
+    call: CallState
+
+
+def move_call(
+    obj: HasCall, event: str, *, culprit: Culprit = Culprit.NDIS_USER, rule: str = "PY-STATE"
+) -> CallState:
+    """Apply ``event`` to a VC's ``call`` field through :data:`CALL_TRANSITIONS` (the call
+    half of a VC has its own field and table; see the module notes)."""
+    new = CALL_TRANSITIONS.get((obj.call, event))
+    if new is None:
+        raise error_class_for(culprit)(
+            f"{obj!r}: cannot {event} the call in state {obj.call.name}", rule=rule, subject=obj
+        )
+    obj.call = new
+    return new
+
+
 def bad_move(obj: object, event: str, culprit: Culprit, rule: str) -> NdisError:
     state = getattr(obj, "state", None)
     name = state.name if isinstance(state, enum.Enum) else state
@@ -201,4 +219,5 @@ __all__ = [
     "VcState",
     "bad_move",
     "move",
+    "move_call",
 ]
