@@ -129,13 +129,14 @@ def cycle_loop(reuse: bool) -> Loop:
     send, binding, pool, back = ndis.NdisSend, prot.binding, prot.pool, prot.back
 
     def loop(n: int) -> None:
+        packet: Any
         for _ in range(n):
             if reuse:
                 packet = free_list.pop()
             else:
                 _, packet = NdisAllocatePacket(pool)
-            NdisChainBufferAtBack(packet, buffer)  # type: ignore[arg-type]
-            send(binding, packet)  # type: ignore[arg-type]
+            NdisChainBufferAtBack(packet, buffer)
+            send(binding, packet)
             done = back.pop()  # ProtocolSendComplete ran inside the deserialized send
             NdisUnchainBufferAtFront(done)
             if reuse:

@@ -74,7 +74,7 @@ def test_rule_16_serialized_send_returns_success_without_completion() -> None:
 
 
 def test_rule_26_deserialized_send_completes_inside_the_handler() -> None:
-    ndis, miniport, adapter, o = stack(NullMiniport, deserialized=True)
+    ndis, _miniport, adapter, o = stack(NullMiniport, deserialized=True)
     assert o.write(frame()) == NDIS_STATUS.PENDING
     # NdisMSendComplete ran inside MiniportSend: the completion is delivered before NdisSend
     # returns, through ProtocolSendComplete.
@@ -115,13 +115,13 @@ def test_send_status_knob_is_the_status_the_protocol_sees(deserialized: bool) ->
 
 def test_send_status_pending_is_refused_at_initialize() -> None:
     ndis = Ndis()
-    status, handle = ndis.NdisMRegisterMiniport(NullMiniport(), 5, 1)
+    _status, handle = ndis.NdisMRegisterMiniport(NullMiniport(), 5, 1)
     assert handle is not None
     with pytest.raises(ValueError, match="never keeps"):
         ndis.add_adapter(handle, "nul0", send_status=NDIS_STATUS.PENDING)
 
 
-# --- rule 20: both handlers ---------------------------------------------------------------------
+# --- rule 20: both handlers -----------------------------------------------------------------------
 
 
 class RecordingBoth(NullMiniportBoth):
@@ -131,7 +131,9 @@ class RecordingBoth(NullMiniportBoth):
         super().__init__()
         self.calls: list[str] = []
 
-    def MiniportSend(self, MiniportAdapterContext: NullAdapter, Packet: NDIS_PACKET, Flags: int) -> NDIS_STATUS:
+    def MiniportSend(
+        self, MiniportAdapterContext: NullAdapter, Packet: NDIS_PACKET, Flags: int
+    ) -> NDIS_STATUS:
         self.calls.append("MiniportSend")
         return super().MiniportSend(MiniportAdapterContext, Packet, Flags)
 
@@ -188,7 +190,7 @@ def test_pool_exhaustion_refuses_writes_until_packets_come_back() -> None:
     teardown(ndis, adapter)
 
 
-# --- OIDs, reset, halt, medium ----------------------------------------------------------------------
+# --- OIDs, reset, halt, medium --------------------------------------------------------------------
 
 
 def test_oids_answer_from_the_registry_keywords() -> None:

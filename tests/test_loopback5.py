@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pyndis.constants import (
+    NDIS_MAC_OPTION_NO_LOOPBACK,
     NDIS_PACKET_TYPE_PROMISCUOUS,
     OID_GEN_CURRENT_PACKET_FILTER,
     OID_GEN_MAC_OPTIONS,
@@ -106,7 +107,8 @@ def test_the_adapter_does_its_own_loopback_so_ndis_does_not() -> None:
     ndis, lo, _, o = stack()
     assert o.binding is not None
     status, options = ndis.NdisRequest(o.binding, NdisRequestQueryInformation, OID_GEN_MAC_OPTIONS)
-    assert status == NDIS_STATUS.SUCCESS and not lo.ndis_loops_back
+    assert status == NDIS_STATUS.SUCCESS and not options & NDIS_MAC_OPTION_NO_LOOPBACK
+    assert not lo.ndis_loops_back
     o.write(frame())
     assert len(o.received) == 1  # one copy, not two
     finish(ndis, lo)

@@ -15,7 +15,7 @@ from pyndis.constants import (
     NdisRequestQueryInformation,
 )
 from pyndis.drivers.loopback5 import Loopback5
-from pyndis.drivers.ndisprot5 import DEFAULT_FILTER, NdisProt5, NdisProtOpen
+from pyndis.drivers.ndisprot5 import DEFAULT_FILTER, NdisProt5
 from pyndis.drivers.null5 import NullAdapter, NullMiniport, NullMiniportPackets
 from pyndis.drivers.simnic5 import SimNic5Single
 from pyndis.library.adapter import MiniportBlock
@@ -69,7 +69,7 @@ def finish(ndis: Ndis, *adapters: MiniportBlock) -> None:
     assert all(p.outstanding == 0 for p in ndis.pools)
 
 
-# --- binding ------------------------------------------------------------------------------------
+# --- binding --------------------------------------------------------------------------------------
 
 
 def test_binds_adapters_present_at_registration_and_added_later() -> None:
@@ -120,7 +120,7 @@ def test_bind_failure_is_recorded_when_pools_cannot_be_allocated() -> None:
     finish(ndis, eth0)
 
 
-# --- sending and descriptor reuse ---------------------------------------------------------------
+# --- sending and descriptor reuse -----------------------------------------------------------------
 
 
 def test_reuse_takes_descriptors_from_the_free_list_never_from_the_pool() -> None:

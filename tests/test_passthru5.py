@@ -9,11 +9,13 @@ import pytest
 
 from pyndis.constants import (
     NDIS_FLAGS_DONT_LOOPBACK,
+    NDIS_PACKET_TYPE_DIRECTED,
     OID_802_3_CURRENT_ADDRESS,
     OID_GEN_CURRENT_PACKET_FILTER,
     Ieee8021QInfo,
     NdisMedium802_3,
     NdisRequestQueryInformation,
+    NdisRequestSetInformation,
     OriginalPacketInfo,
 )
 from pyndis.drivers.loopback5 import Loopback5
@@ -57,6 +59,8 @@ class Seen:
         self.msi = NDIS_GET_PACKET_MEDIA_SPECIFIC_INFO(packet)
         self.vlan = NDIS_PER_PACKET_INFO_FROM_PACKET(packet, Ieee8021QInfo)
         self.head = packet.Private.Head
+        original = self.original
+        self.original_head = original.Private.Head if isinstance(original, NDIS_PACKET) else None
         self.data = copy_packet(packet)
 
 
@@ -112,7 +116,7 @@ def finish(ndis: Ndis, *adapters: MiniportBlock) -> None:
     assert all(p.outstanding == 0 for p in ndis.pools)
 
 
-# --- the send path -------------------------------------------------------------------------------
+# --- the send path --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("lower_send", ["packets", "send"])
@@ -165,7 +169,8 @@ def test_flags_oob_and_per_packet_info_travel_with_the_repackaged_packet() -> No
     assert seen.time_to_send == 12345
     assert seen.msi == (b"priority=5", 10)
     assert seen.vlan == 0x0123
-    assert seen.head is packet.Private.Head  # the same buffers, not copies
+    assert seen.head is not None
+    assert seen.head is seen.original_head  # the same buffers, not copies
     assert o.completed == 1
     finish(ndis, eth0)
 
@@ -243,6 +248,12 @@ class Holder:
         assert handle is not None
         status, _, binding, _ = ndis.NdisOpenAdapter(handle, self, [NdisMedium802_3], name)
         assert status == NDIS_STATUS.SUCCESS and binding is not None
+        ndis.NdisRequest(
+            binding,
+            NdisRequestSetInformation,
+            OID_GEN_CURRENT_PACKET_FILTER,
+            NDIS_PACKET_TYPE_DIRECTED,
+        )
 
     def ProtocolSendComplete(self, ctx: Any, Packet: NDIS_PACKET, Status: int) -> None:
         raise AssertionError("the holder never sends")
@@ -257,7 +268,7 @@ def test_a_packet_kept_above_keeps_the_whole_chain_until_it_is_returned() -> Non
     # receive, so passthru keeps the loopback's receive, so the loopback cannot complete the
     # passthru's send, so ndisprot's send stays pending. One NdisReturnPackets unwinds it all.
     ndis, lo, passthru, o = stack(Loopback5())
-    holder = Holder(ndis, "lo0-pt")
+    holder = Holder(ndis, "eth0-pt")
     o.write(frame(ME))
     ndis.run()
     pt = passthru.adapter()

@@ -149,7 +149,7 @@ def test_receive_handlers_run_at_dispatch_level() -> None:
     rig.finish()
 
 
-# --- ProtocolReceive (lookahead) -----------------------------------------------------------------
+# --- ProtocolReceive (lookahead) ------------------------------------------------------------------
 
 
 def test_protocol_receive_gets_header_and_lookahead_then_one_receive_complete() -> None:
@@ -179,15 +179,30 @@ def test_a_fragmented_frame_is_put_together_for_protocol_receive() -> None:
     rig.finish()
 
 
-# --- misuse --------------------------------------------------------------------------------------
+# --- misuse ---------------------------------------------------------------------------------------
 
 
-def test_returning_a_packet_twice_is_refused() -> None:
-    rig = rx_rig(DoubleReturnProtocol5())
+class KeepingMiniport(Miniport5):
+    """Takes returned packets back without freeing them (they stay ALLOCATED to it)."""
+
+    def MiniportReturnPacket(self, ctx: object, Packet: NDIS_PACKET) -> None:
+        self.returned.append(Packet)
+
+
+@pytest.mark.parametrize(
+    ("miniport", "rule"),
+    [
+        pytest.param(KeepingMiniport, "PY-DOUBLE-RETURN", id="miniport-kept-it"),
+        pytest.param(Miniport5, "PY-RETURN-NOT-INDICATED", id="miniport-freed-it"),
+    ],
+)
+def test_returning_a_packet_twice_is_refused(miniport: type[Miniport5], rule: str) -> None:
+    rig = rx_rig(DoubleReturnProtocol5(), miniport=miniport())
     rig.miniport.indicate([ethernet_frame()])
     with pytest.raises(ProtocolContractError) as info:
         rig.protocol.return_kept()
-    assert info.value.rule in ("PY-DOUBLE-RETURN", "PY-RETURN-NOT-INDICATED")
+    assert info.value.rule == rule
+    assert len(rig.miniport.returned) == 1
 
 
 def test_returning_a_packet_never_indicated_is_refused() -> None:
@@ -248,7 +263,7 @@ def test_indicating_a_packet_the_miniport_does_not_hold_idle_is_refused() -> Non
     rig.finish()
 
 
-# --- sending from a receive handler --------------------------------------------------------------
+# --- sending from a receive handler ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("deserialized", [False, True])

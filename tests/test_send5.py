@@ -75,7 +75,7 @@ def make_rig(kind: Kind, *, protocols: list[Any] | None = None, **kw: Any) -> Ri
     return Rig5(cls(deserialized=deserialized, **kw), protocols, verifier=verifier)
 
 
-# --- rule 16: NdisSend's status ------------------------------------------------------------------
+# --- rule 16: NdisSend's status -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -143,7 +143,7 @@ def test_rule_16_model_statuses_decided_by_ndis(kind: Kind) -> None:
     rig.finish()
 
 
-# --- rule 17: NdisSendPackets --------------------------------------------------------------------
+# --- rule 17: NdisSendPackets ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -195,7 +195,7 @@ def test_rule_17_bad_packet_array_arguments() -> None:
     rig.finish()
 
 
-# --- rule 18: FIFO -------------------------------------------------------------------------------
+# --- rule 18: FIFO --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -213,7 +213,7 @@ def test_rule_18_submission_follows_protocol_order(kind: Kind) -> None:
     rig.finish()
 
 
-# --- rule 19 -------------------------------------------------------------------------------------
+# --- rule 19 --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("ddi", ["NdisSend", "NdisSendPackets"])
@@ -423,7 +423,7 @@ def test_rule_27_no_ndis_queue_for_a_deserialized_miniport(kind: Kind) -> None:
     rig.finish()
 
 
-# --- completion errors ---------------------------------------------------------------------------
+# --- completion errors ----------------------------------------------------------------------------
 
 
 def test_completion_with_pending_status_is_refused() -> None:
@@ -456,7 +456,7 @@ def test_completing_a_packet_ndis_still_queues_or_another_adapter_holds_is_refus
     other.finish()
 
 
-# --- rule 15 and rule 56: loopback ---------------------------------------------------------------
+# --- rule 15 and rule 56: loopback ----------------------------------------------------------------
 
 
 def loop_rig(
@@ -575,7 +575,7 @@ def test_rule_15_is_loopback_packet_set_by_a_protocol_is_refused() -> None:
     rig.finish()
 
 
-# --- rule 62: IRQL -------------------------------------------------------------------------------
+# --- rule 62: IRQL --------------------------------------------------------------------------------
 
 
 def test_rule_62_send_and_complete_refuse_irql_above_dispatch() -> None:
@@ -609,7 +609,7 @@ def test_rule_62_a_deserialized_miniport_is_called_at_the_callers_irql() -> None
     rig.finish()
 
 
-# --- cancel, flush, verifier, determinism --------------------------------------------------------
+# --- cancel, flush, verifier, determinism ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", SERIALIZED)
@@ -696,7 +696,7 @@ def test_traces_are_deterministic() -> None:
     assert "requeue5" in first and "send-complete5" in first and "send-return5" in first
 
 
-# --- hypothesis: a serialized miniport against a model -------------------------------------------
+# --- hypothesis: a serialized miniport against a model --------------------------------------------
 
 VERDICTS = st.sampled_from([S.PENDING, S.PENDING, S.SUCCESS, S.FAILURE, S.RESOURCES])
 OPS = st.one_of(

@@ -12,9 +12,9 @@ from pyndis.constants import (
     OID_GEN_CURRENT_PACKET_FILTER,
     OID_GEN_LINK_SPEED,
     OID_GEN_MEDIA_CONNECT_STATUS,
-    NdisMedium802_3,
     NdisMediaStateConnected,
     NdisMediaStateDisconnected,
+    NdisMedium802_3,
     NdisRequestQueryInformation,
     NdisRequestSetInformation,
 )
@@ -115,7 +115,7 @@ def test_everything_completes_in_fifo_order_through_a_small_ring(
 @pytest.mark.parametrize("order", ["reverse", "random"])
 @pytest.mark.parametrize(("cls", "deserialized"), VARIANTS)
 def test_completion_order_knob(cls: type[Any], deserialized: bool, order: str) -> None:
-    ndis, eth0, nic, o = host(cls, seed=7, ring=16, completion=order, deserialized=deserialized)
+    ndis, eth0, _nic, o = host(cls, seed=7, ring=16, completion=order, deserialized=deserialized)
     if cls is SimNic5:
         o.write_many([frame(fill=i) for i in range(8)])
     else:
@@ -165,12 +165,12 @@ def test_serialized_send_packets_ring_smaller_than_the_batch() -> None:
     finish(ndis, eth0)
 
 
-# --- early completion ---------------------------------------------------------------------------------
+# --- early completion -----------------------------------------------------------------------------
 
 
 def test_early_completion_finishes_the_packet_before_the_frame_is_on_the_wire() -> None:
     wire = Wire(latency_ns=1000)
-    ndis, eth0, nic, o = host(wire=wire, rate_bps=SLOW, early_complete=True)
+    ndis, eth0, _nic, o = host(wire=wire, rate_bps=SLOW, early_complete=True)
     log = sniff(wire, ndis)
     times = completion_times(o, ndis)
     o.write(frame())
@@ -203,7 +203,7 @@ def test_early_completion_full_ring_wakes_ndis_with_resources_available() -> Non
     finish(ndis, eth0)
 
 
-# --- faults -----------------------------------------------------------------------------------------
+# --- faults ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("early", [False, True])
@@ -220,7 +220,9 @@ def test_fail_rate_one_fails_every_frame(cls: type[Any], deserialized: bool, ear
         for _ in range(3):
             o.write(frame())
     ndis.run()
-    assert o.by_status == {NDIS_STATUS.FAILURE: 3}
+    # An early-completing NIC has already reported SUCCESS when the frame fails on the wire:
+    # the failure is only counted.
+    assert o.by_status == {NDIS_STATUS.SUCCESS if early else NDIS_STATUS.FAILURE: 3}
     assert nic.counters.tx_errors == 3 and nic.counters.tx_packets == 0
     assert log == []
     finish(ndis, eth0)
@@ -272,7 +274,7 @@ def test_cable_pull_fails_frames_in_the_ring_and_later_sends(deserialized: bool)
 
 @pytest.mark.parametrize("deserialized", [False, True])
 def test_reset_pends_fails_what_is_in_flight_and_completes_later(deserialized: bool) -> None:
-    ndis, eth0, nic, o = host(rate_bps=SLOW, ring=2, reset_ns=50_000, deserialized=deserialized)
+    ndis, eth0, nic, o = host(rate_bps=SLOW, ring=2, reset_ms=1, deserialized=deserialized)
     for i in range(4):
         assert o.write(frame(fill=i)) == NDIS_STATUS.PENDING
     assert ndis.reset_adapter(eth0) == NDIS_STATUS.PENDING
@@ -288,7 +290,7 @@ def test_reset_pends_fails_what_is_in_flight_and_completes_later(deserialized: b
     finish(ndis, eth0)
 
 
-# --- loopback -----------------------------------------------------------------------------------
+# --- loopback -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("no_loopback", [False, True])
@@ -304,7 +306,7 @@ def test_one_loopback_copy_whoever_loops_back(no_loopback: bool) -> None:
     finish(ndis, eth0)
 
 
-# --- two hosts on a wire ------------------------------------------------------------------------------
+# --- two hosts on a wire --------------------------------------------------------------------------
 
 
 def two_hosts(
@@ -317,7 +319,7 @@ def two_hosts(
 
 def test_two_hosts_exchange_frames_through_the_wire() -> None:
     wire = Wire(latency_ns=5_000)
-    (na, ea, nica, oa), (nb, eb, nicb, ob) = two_hosts(wire, rate_bps=SLOW)
+    (na, ea, _nica, oa), (nb, eb, nicb, ob) = two_hosts(wire, rate_bps=SLOW)
     sent = [frame(PEER, fill=i) for i in range(3)] + [frame(BCAST), frame(OTHER)]
     for f in sent:
         oa.write(f)
@@ -362,7 +364,9 @@ class HoldingProtocol:
         self.binding: OpenBlock | None = None
 
     def open(self, name: str) -> None:
-        status, _, binding, _ = self.ndis.NdisOpenAdapter(self.handle, self, [NdisMedium802_3], name)
+        status, _, binding, _ = self.ndis.NdisOpenAdapter(
+            self.handle, self, [NdisMedium802_3], name
+        )
         assert status == NDIS_STATUS.SUCCESS and binding is not None
         self.binding = binding
         self.ndis.NdisRequest(
@@ -434,7 +438,7 @@ def test_halt_with_packets_still_held_reports_the_leak() -> None:
     finish(na, ea)
 
 
-# --- OIDs and configuration -------------------------------------------------------------------------
+# --- OIDs and configuration -----------------------------------------------------------------------
 
 
 def test_oids_follow_the_hardware() -> None:

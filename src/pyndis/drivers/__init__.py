@@ -5,8 +5,10 @@ NDIS 5.x connectionless samples:
 =====================  ===========================================================================
 :mod:`.null5`           a miniport that finishes every send at once (serialized or deserialized,
                         MiniportSend and/or MiniportSendPackets): the benchmark's miniport
-:mod:`.simnic5`         a simulated Ethernet NIC: transmit ring, link rate, completion order,
-                        faults, reset, cable pull, hardware loopback, a wire to other kernels
+:mod:`.simnic5`         the driver of a simulated Ethernet NIC: completion order, faults,
+                        reset, cable pull, receive indications (serialized or deserialized)
+:mod:`.nichw`           that NIC's hardware (no NDIS inside): transmit ring, link rate and
+                        latency, link, address filter, hardware loopback, a wire to other kernels
 :mod:`.loopback5`       a miniport that indicates every frame sent back as a receive
 :mod:`.ndisprot5`       an ndisprot-like protocol: raw frames in and out, descriptor reuse
 :mod:`.passthru5`       a pass-through intermediate driver that repackages every packet

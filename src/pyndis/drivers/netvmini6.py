@@ -36,10 +36,10 @@ whose ``limit`` is ``rcbs`` (the receive buffers): no free buffer, the frame is 
 as soon as the indication returns; otherwise MiniportReturnNetBufferLists frees it.
 
 Registry keywords (``ndis.add_adapter(handle, name, **keywords)``): ``address``, ``wire``,
-``tcbs`` (16), ``dpc_batch`` (64), ``tx_ns`` (1000), ``jitter_ns`` (0), ``random_order``
-(False), ``rcbs`` (32), ``low_rcbs`` (0), ``reset_pending`` (False), ``media_connected``
-(True), ``medium`` (802.3), ``no_loopback`` (True: NDIS does loopback, rule 51), ``mtu``
-(1500).
+``tcbs`` (16), ``dpc_batch`` (64), ``tx_ns`` (1000), ``jitter_ns`` (0), ``coalesce_ns`` (0: the
+completion DPC runs this long after the first finished TCB), ``random_order`` (False), ``rcbs``
+(32), ``low_rcbs`` (0), ``reset_pending`` (False), ``media_connected`` (True), ``medium``
+(802.3), ``no_loopback`` (True: NDIS does loopback, rule 51), ``mtu`` (1500).
 
 The miniport's DPCs are scheduler items; they mark themselves as miniport code (``actors``) so
 NBL macros called in them are attributed to the miniport.
@@ -135,6 +135,8 @@ class Vmini6Adapter:
         self.dpc_batch = int(config.get("dpc_batch", 64))
         self.tx_ns = int(config.get("tx_ns", 1000))
         self.jitter_ns = int(config.get("jitter_ns", 0))
+        #: interrupt moderation: the completion DPC runs this long after the first TCB is done
+        self.coalesce_ns = int(config.get("coalesce_ns", 0))
         self.random_order = bool(config.get("random_order", False))
         self.rcbs = int(config.get("rcbs", 32))
         self.low_rcbs = int(config.get("low_rcbs", 0))
@@ -400,7 +402,7 @@ class NetVMini6:
     def _arm(self, a: Vmini6Adapter) -> None:
         if a.busy and a.dpc is None:
             sched = self.ndis.scheduler
-            due = max(sched.now_ns, a.busy[0][0])
+            due = max(sched.now_ns, a.busy[0][0]) + a.coalesce_ns
             a.dpc = sched.call_at(due, self._tx_dpc, a, label="vmini-tx")
 
     def _release(self, nbl: NET_BUFFER_LIST) -> bool:

@@ -20,6 +20,11 @@ Closing: once NdisCloseAdapter is called the binding is CLOSING: new sends get
 NDIS_STATUS_CLOSING, packets NDIS still queues for it are completed with CLOSING, and the close
 finishes (ProtocolCloseAdapterComplete) when the miniport has completed every send it holds.
 
+Requests: NDIS answers the general OIDs it knows from the adapter's attributes and keeps the
+packet filter per binding (the adapter's filter is the OR of its bindings'); everything else,
+and every new adapter filter, goes to the miniport: MiniportQueryInformation /
+MiniportSetInformation (NDIS 5.x) or MiniportOidRequest (NDIS 6).
+
 The receive filter (``binding_accepts``) is NDIS's per-binding filter library: it decides from
 the binding's packet filter and the frame's destination which bindings see a receive or a
 loopback indication (rule 55).

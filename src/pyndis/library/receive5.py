@@ -195,8 +195,6 @@ class Receive5Ddis:
                         rule="PY-RECEIVE-RESOURCES",
                         subject=packet,
                     )
-                if ind.refs <= 0 and not ind.indicating:
-                    raise illegal_transition(packet, Event.RETURN_INDICATED)
                 ind.refs -= 1
                 ndis.scheduler.trace("return5", ind.adapter.name, ind.seq, ind.refs)
                 if ind.refs == 0 and not ind.indicating:

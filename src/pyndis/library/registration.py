@@ -8,7 +8,10 @@ name says which NDIS generation it belongs to, so registering an NDIS 6 driver t
 NDIS 5 DDI (or the reverse) is refused like any other version mismatch.
 
 A newly registered protocol is offered every adapter already present (ProtocolBindAdapter[Ex]),
-as the PnP manager would; see :mod:`pyndis.library.binding`.
+as the PnP manager would; see :mod:`pyndis.library.binding`. Those offers run inside the
+registration call, before it returns the handle (in C the handle is written first): a protocol
+that opens the adapter from its bind handler finds its handle as ``ndis.current_driver``, the
+block of the driver whose handler is running.
 """
 
 from __future__ import annotations

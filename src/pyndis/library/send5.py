@@ -1,5 +1,5 @@
-"""NDIS 5.x connectionless send path: NdisSend, NdisSendPackets, NdisMSendComplete,
-NdisMSendResourcesAvailable, NdisCancelSendPackets, and the serialized-miniport queue.
+"""NDIS 5.x connectionless send path, protocol edge: NdisSend, NdisSendPackets,
+NdisCancelSendPackets, completion routing, loopback decisions (miniport edge: ``send5_miniport``).
 
 Theory of operation
 -------------------
@@ -28,31 +28,17 @@ empty packet or one longer than the adapter's OID_GEN_MAXIMUM_TOTAL_SIZE ->
 NDIS_STATUS_INVALID_PACKET. Link state is the miniport's business: whatever it returns (e.g.
 NO_CABLE) goes up unchanged.
 
-Serialized miniports (rules 20-23). One FIFO queue per adapter (``adapter.send_queue``). A drain
-loop owns the adapter while ``in_send_handler`` is set: it takes one packet (MiniportSend,
-called with ``Flags = NdisGetPacketFlags``) or up to ``max_send_packets`` (MiniportSendPackets,
-preferred when both exist) at DISPATCH_LEVEL, acts on the result, and loops. Anything that
-wants to send while the loop runs (a protocol sending again from ProtocolSendComplete, which ran
-inside NdisMSendComplete, which ran inside MiniportSend) only appends to the queue: the miniport
-is never re-entered and the stack never grows (the loop is iterative). RESOURCES requeues the
-packet (MiniportSendPackets: element i and every later one) at the head, in order, and the
-queue waits (``resources_wait``) for the next NdisMSendComplete or NdisMSendResourcesAvailable.
-A wake that arrives *inside* the send handler, before it returns RESOURCES, is remembered
-(``wake_pending``) and resubmits from a DPC: no lost wake-up. Every refused packet is in the
-queue; nothing is parked in a single slot, so a second RESOURCES cannot overwrite anything.
+A synchronous NdisSend result: on a serialized adapter whose NDIS queue is idle, NdisSend drives
+the queue itself, and a non-PENDING verdict for its packet becomes its return value. In every
+other case (queued behind others, RESOURCES, deserialized) NdisSend returns PENDING. How packets
+reach the miniport (the serialized queue, RESOURCES, completions inside the send handler) is in
+:mod:`~pyndis.library.send5_miniport`.
 
-Deserialized miniports (rules 25-27): no NDIS queue, MiniportSendPackets preferred (chunks of
-``max_send_packets``), every packet back through exactly one NdisMSendComplete. A MiniportSend
-that returns anything but PENDING, or RESOURCES in an OOB status, is a MiniportContractError
-(R26).
-
-Completion inside the send handler (ndiswrapper's sentinel handshake, done with records).
-Before MiniportSendPackets NDIS writes :data:`STATUS_NOT_SET` into each packet's OOB Status. An
-NdisMSendComplete for a packet of the call still running is recorded (the ``complete`` move
-happens at once, so a second completion fails at once) and delivered when the handler returns,
-after NDIS has read the handler's verdict: the verdict must then be PENDING (MiniportSend) or
-PENDING / not set (MiniportSendPackets); a packet both completed and returned SUCCESS (or
-RESOURCES) is a double completion (PY-DOUBLE-COMPLETE). Either way it is completed exactly once.
+Completion: ``_finish5`` hands a packet back exactly once, sets its OOB Status to the final
+status, keeps the binding's (and adapter's) SendCounters, and calls ProtocolSendComplete at
+DISPATCH_LEVEL (or, for a synchronous NdisSend result, just returns). Fast failures of
+NdisSendPackets are completed after the rest of the array is queued, so a protocol that sends
+again from those completions queues behind it (rule 18).
 
 Verifier: NDIS checksums the packet's data at the send and compares when it comes back;
 a difference is reported as PY-DATA-CHANGED against the protocol.
@@ -66,10 +52,8 @@ uniprocessor).
 
 from __future__ import annotations
 
-import itertools
-import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..constants import (
@@ -79,24 +63,20 @@ from ..constants import (
     NDIS_FLAGS_LOOPBACK_ONLY,
     PacketCancelId,
 )
-from ..errors import MiniportContractError, NdisUsageError, ProtocolContractError
-from ..ownership import Event, Ownership, can, illegal_transition, transition
+from ..errors import NdisUsageError, ProtocolContractError
+from ..ownership import Event, can, illegal_transition, transition
 from ..packet import NDIS_PACKET, NdisQueryPacketLength, check_packet
 from ..status import NDIS_STATUS
-from .adapter import MiniportBlock, adapter_handle
+from .adapter import MiniportBlock
 from .binding import OpenBlock, binding_handle
 from .drivers import check_version
+from .send5_miniport import STATUS_NOT_SET, Send5Miniport, SendRecord
 from .states import AdapterState, BindingState
 
 if TYPE_CHECKING:
     from .kernel import Ndis
 
-#: What NDIS writes into each packet's OOB Status before MiniportSendPackets, so that "the
-#: miniport set no status" can be told from any real status ("NDIS" in ASCII; not an NDIS_STATUS).
-STATUS_NOT_SET = 0x4E444953
-
 _PENDING = NDIS_STATUS.PENDING
-_RESOURCES = NDIS_STATUS.RESOURCES
 _SUCCESS = NDIS_STATUS.SUCCESS
 _CLOSING = NDIS_STATUS.CLOSING
 _DISPATCH = int(DISPATCH_LEVEL)
@@ -104,56 +84,6 @@ _LOOPBACK_ONLY = int(NDIS_FLAGS_LOOPBACK_ONLY)
 _DONT_LOOPBACK = int(NDIS_FLAGS_DONT_LOOPBACK)
 _IS_LOOPBACK = int(NDIS_FLAGS_IS_LOOPBACK_PACKET)
 _RUNNING = AdapterState.RUNNING
-_AT_MINIPORT = Ownership.AT_MINIPORT
-
-
-class SendRecord:
-    """NDIS's bookkeeping for one packet in flight on the connectionless path."""
-
-    __slots__ = (
-        "adapter",
-        "binding",
-        "checksum",
-        "done",
-        "final",
-        "in_call",
-        "packet",
-        "seq",
-        "status",
-        "sync",
-    )
-
-    def __init__(self, seq: int, binding: OpenBlock, packet: NDIS_PACKET) -> None:
-        self.seq = seq
-        self.binding = binding
-        self.adapter: MiniportBlock = binding.adapter
-        self.packet = packet
-        #: NdisSend is still on the stack and has not committed to PENDING: a completion now
-        #: is its synchronous return value (no ProtocolSendComplete)
-        self.sync = False
-        #: the synchronous result handed to NdisSend
-        self.final: int | None = None
-        #: the packet is part of a send-handler call that has not returned yet
-        self.in_call = False
-        #: NdisMSendComplete arrived during that call (delivered when the call returns)
-        self.done = False
-        self.status = 0
-        #: verifier: CRC of the data at the send
-        self.checksum: int | None = None
-
-    def __repr__(self) -> str:
-        return f"<send #{self.seq} {self.packet!r}>"
-
-
-def as_status(value: object, what: str) -> int:
-    """A handler's NDIS_STATUS result: the enum member when known, else the raw 32-bit code."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise MiniportContractError(f"{what} returned {value!r}, not an NDIS_STATUS", rule="R21")
-    code = int(value) & 0xFFFFFFFF
-    try:
-        return NDIS_STATUS(code)
-    except ValueError:
-        return code
 
 
 def data_checksum(packet: NDIS_PACKET) -> int:
@@ -180,7 +110,7 @@ def packet_array(packets: Sequence[NDIS_PACKET], count: int, ddi: str) -> list[N
     return out
 
 
-class Send5Ddis:
+class Send5Ddis(Send5Miniport):
     """NdisSend, NdisSendPackets, NdisMSendComplete, NdisMSendResourcesAvailable,
     NdisCancelSendPackets (mixed into ``Ndis``)."""
 
@@ -188,13 +118,7 @@ class Send5Ddis:
         """Per-kernel state of the 5.x send path (called from Ndis.__init__). Also sets up the
         5.x receive path, whose loopback this path drives."""
         ndis: Ndis = self  # type: ignore[assignment]
-        self._send5_records: dict[NDIS_PACKET, SendRecord] = {}
-        self._send5_seq = itertools.count(1)
-        #: one re-entrant lock for the 5.x send and receive bookkeeping of this kernel
-        self._send5_lock = threading.RLock()
-        #: serialized adapters with a resubmission DPC queued -> whether that DPC stands for a
-        #: wake that came inside the send handler (it then overrides ``resources_wait``)
-        self._send5_resume: dict[MiniportBlock, bool] = {}
+        self._init_send5_state()
         ndis._init_receive5()
 
     # --- protocol edge --------------------------------------------------------------------------
@@ -320,68 +244,6 @@ class Send5Ddis:
                     )
             for rec in victims:
                 self._abort5(rec, NDIS_STATUS.REQUEST_ABORTED)
-
-    # --- miniport edge --------------------------------------------------------------------------
-    def NdisMSendComplete(
-        self, MiniportAdapterHandle: MiniportBlock, Packet: NDIS_PACKET, Status: int
-    ) -> None:
-        """NdisMSendComplete(MiniportAdapterHandle, Packet, Status): exactly once per packet the
-        miniport accepted with PENDING; routed to the sender's ProtocolSendComplete."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        adapter = adapter_handle(MiniportAdapterHandle)
-        driver = adapter.driver
-        check_version(driver, "NdisMSendComplete")
-        ndis.irql.check_at_most("NdisMSendComplete", driver.culprit)
-        status = as_status(Status, "NdisMSendComplete's Status")  # a value, not a result
-        if status == _PENDING:
-            raise MiniportContractError(
-                f"{driver.name}: NdisMSendComplete({Packet!r}) with NDIS_STATUS_PENDING; a "
-                "completion carries the final status",
-                rule="PY-COMPLETE-PENDING",
-                subject=Packet,
-            )
-        if type(Packet) is not NDIS_PACKET:
-            raise NdisUsageError(
-                f"NdisMSendComplete: {Packet!r} is not an NDIS_PACKET", rule="PY-BAD-HANDLE"
-            )
-        with self._send5_lock:
-            rec = self._send5_records.get(Packet)
-            if Packet.ownership is _AT_MINIPORT and (rec is None or rec.adapter is not adapter):
-                where = "another adapter" if rec is not None else "another send path"
-                raise MiniportContractError(
-                    f"{driver.name} completed {Packet!r}, which {where} holds (never given to "
-                    f"{adapter.name} through NdisSend/NdisSendPackets)",
-                    rule="PY-COMPLETE-NOT-OWNED",
-                    subject=Packet,
-                    history=Packet.history.entries if Packet.history is not None else None,
-                )
-            transition(Packet, Event.COMPLETE)  # double completion etc. raise here
-            assert rec is not None
-            adapter.outstanding -= 1
-            ndis.scheduler.trace("complete5", adapter.name, rec.seq, status)
-            held = self._hold5(adapter)
-            try:
-                if rec.in_call:
-                    rec.done = True
-                    rec.status = status
-                else:
-                    self._finish5(rec, status)
-                self._wake5(adapter)
-            finally:
-                self._unhold5(adapter, held)
-
-    def NdisMSendResourcesAvailable(self, MiniportAdapterHandle: MiniportBlock) -> None:
-        """NdisMSendResourcesAvailable: restart the serialized queue (rule 23). Legal with sends
-        still pending; it completes nothing."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        adapter = adapter_handle(MiniportAdapterHandle)
-        check_version(adapter.driver, "NdisMSendResourcesAvailable")
-        ndis.irql.check_at_most("NdisMSendResourcesAvailable", adapter.driver.culprit)
-        with self._send5_lock:
-            ndis.scheduler.trace("resources-available5", adapter.name)
-            held = self._hold5(adapter)
-            self._wake5(adapter)
-            self._unhold5(adapter, held)
 
     # --- hooks for the adapter and binding life cycle -------------------------------------------
     def _flush_queued_sends(
@@ -537,9 +399,10 @@ class Send5Ddis:
                 )
         ndis.binding_send_done(binding)
 
-    def _unqueue5(self, adapter: MiniportBlock, match: object) -> list[SendRecord]:
+    def _unqueue5(
+        self, adapter: MiniportBlock, match: Callable[[SendRecord], bool]
+    ) -> list[SendRecord]:
         """Remove and return the queued records ``match(rec)`` selects (queue order kept)."""
-        assert callable(match)
         queue = adapter.send_queue
         victims = [r for r in queue if match(r)]
         if victims:
@@ -548,205 +411,11 @@ class Send5Ddis:
             queue.extend(keep)
         return victims
 
-    # --- internals: the miniport side -----------------------------------------------------------
-    def _hand_down5(self, adapter: MiniportBlock, recs: list[SendRecord], packets: bool) -> int:
-        """``submit`` the packets and call the send handler; returns MiniportSend's status (or
-        PENDING for MiniportSendPackets, whose statuses are in the OOB blocks)."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        for rec in recs:
-            transition(rec.packet, Event.SUBMIT)
-            rec.in_call = True
-            if packets:
-                rec.packet.oob.Status = STATUS_NOT_SET
-        adapter.outstanding += len(recs)
-        if ndis.scheduler.tracing:
-            ndis.scheduler.trace("submit5", adapter.name, ",".join(str(r.seq) for r in recs))
-        driver = adapter.driver
-        try:
-            if packets:
-                array = [rec.packet for rec in recs]
-                ndis.call(
-                    driver, "MiniportSendPackets", adapter.MiniportAdapterContext, array, len(array)
-                )
-                return _PENDING
-            packet = recs[0].packet
-            result = ndis.call(
-                driver, "MiniportSend", adapter.MiniportAdapterContext, packet, packet.Private.Flags
-            )
-            return as_status(result, f"{driver.name}'s MiniportSend")
-        finally:
-            for rec in recs:
-                rec.in_call = False
 
-    def _submit_deserialized5(self, adapter: MiniportBlock, recs: list[SendRecord]) -> None:
-        """Give packets to a deserialized miniport (no NDIS queue; rule 26)."""
-        driver = adapter.driver
-        if driver.has("MiniportSendPackets"):
-            step = max(1, adapter.max_send_packets)
-            for start in range(0, len(recs), step):
-                chunk = recs[start : start + step]
-                self._hand_down5(adapter, chunk, True)
-                for rec in chunk:
-                    if rec.packet.oob.Status == _RESOURCES:
-                        raise MiniportContractError(
-                            f"{driver.name} is deserialized and set NDIS_STATUS_RESOURCES on "
-                            f"{rec.packet!r}; a deserialized miniport queues what it cannot send",
-                            rule="R26",
-                            subject=rec.packet,
-                        )
-                for rec in chunk:
-                    if rec.done:
-                        self._finish5(rec, rec.status)
-            return
-        for rec in recs:
-            status = self._hand_down5(adapter, [rec], False)
-            if status != _PENDING:
-                raise MiniportContractError(
-                    f"{driver.name} is deserialized and its MiniportSend returned {status} for "
-                    f"{rec.packet!r}; a deserialized miniport returns PENDING and completes every "
-                    "packet through NdisMSendComplete (it queues what it cannot send)",
-                    rule="R26",
-                    subject=rec.packet,
-                )
-            if rec.done:
-                self._finish5(rec, rec.status)
-
-    def _drain5(self, adapter: MiniportBlock) -> None:
-        """Feed a serialized miniport from its NDIS queue, one call at a time (rule 20).
-
-        Re-entry (a send from a completion handler, a wake from inside the send handler) finds
-        ``in_send_handler`` set and leaves the work to the loop already running.
-        """
-        if adapter.in_send_handler:
-            return
-        adapter.in_send_handler = True
-        try:
-            queue = adapter.send_queue
-            packets = adapter.driver.has("MiniportSendPackets")
-            while queue and not adapter.resources_wait and adapter.state is _RUNNING:
-                count = min(len(queue), max(1, adapter.max_send_packets)) if packets else 1
-                batch = [queue.popleft() for _ in range(count)]
-                self._submit_serialized5(adapter, batch, packets)
-        finally:
-            adapter.in_send_handler = False
-
-    def _submit_serialized5(
-        self, adapter: MiniportBlock, batch: list[SendRecord], packets: bool
-    ) -> None:
-        """One serialized send call, and NDIS's reading of its verdict (rules 21-22)."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        driver = adapter.driver
-        handler = "MiniportSendPackets" if packets else "MiniportSend"
-        adapter.wake_pending = False
-        with ndis.irql.at(_DISPATCH):
-            result = self._hand_down5(adapter, batch, packets)
-        verdicts = [rec.packet.oob.Status for rec in batch] if packets else [result]
-        refused_at = next((i for i, v in enumerate(verdicts) if v == _RESOURCES), len(batch))
-        finished: list[tuple[SendRecord, int]] = []
-        for i, rec in enumerate(batch):
-            verdict = verdicts[i]
-            if i > refused_at or (i == refused_at and not rec.done):
-                if rec.done or verdict == _PENDING:
-                    what = "completed" if rec.done else "set PENDING on"
-                    raise MiniportContractError(
-                        f"{driver.name} {what} {rec.packet!r} after refusing element "
-                        f"{refused_at} of the same {handler} call with RESOURCES; NDIS requeues "
-                        "that element and every later one",
-                        rule="R22",
-                        subject=rec.packet,
-                    )
-                continue
-            if rec.done:  # NdisMSendComplete came while the handler ran
-                if verdict in (_PENDING, STATUS_NOT_SET):
-                    rec.sync = False
-                    finished.append((rec, rec.status))
-                    continue
-                raise MiniportContractError(
-                    f"{driver.name} completed {rec.packet!r} with NdisMSendComplete inside "
-                    f"{handler} and then gave it the status {as_status(verdict, handler)}: a "
-                    "packet is completed exactly once (after completing it, return PENDING)",
-                    rule="PY-DOUBLE-COMPLETE",
-                    subject=rec.packet,
-                    history=rec.packet.history.entries if rec.packet.history else None,
-                )
-            if verdict == _PENDING:
-                rec.sync = False
-                continue
-            if verdict == STATUS_NOT_SET:
-                raise MiniportContractError(
-                    f"{driver.name}'s MiniportSendPackets set no status on {rec.packet!r}; a "
-                    "serialized miniport sets one in every packet's OOB block",
-                    rule="R22",
-                    subject=rec.packet,
-                )
-            transition(rec.packet, Event.COMPLETE)
-            adapter.outstanding -= 1
-            finished.append((rec, as_status(verdict, handler)))
-        if refused_at < len(batch):
-            back = batch[refused_at:]
-            for rec in back:
-                transition(rec.packet, Event.REQUEUE)
-                rec.sync = False
-            adapter.outstanding -= len(back)
-            adapter.send_queue.extendleft(reversed(back))
-            adapter.resources_wait = True
-            if ndis.scheduler.tracing:
-                ndis.scheduler.trace("requeue5", adapter.name, ",".join(str(r.seq) for r in back))
-            if adapter.wake_pending:
-                # The miniport said "resources available" before it said RESOURCES: no lost
-                # wake-up. Resubmit from a DPC, so a miniport that keeps doing both cannot spin
-                # this loop.
-                adapter.wake_pending = False
-                self._schedule_drain5(adapter, woken=True)
-            elif adapter in self._send5_resume:
-                self._send5_resume[adapter] = False  # an older wake: this refusal is newer
-        for rec, status in finished:
-            self._finish5(rec, status)
-
-    def _wake5(self, adapter: MiniportBlock) -> None:
-        """NdisMSendComplete / NdisMSendResourcesAvailable on a serialized adapter: the queue
-        may go again. The caller holds the adapter (:meth:`_hold5`), so the resubmission runs
-        from the drain loop already running or from a DPC, never inside the miniport."""
-        if adapter.deserialized:
-            return
-        adapter.resources_wait = False
-        adapter.wake_pending = True
-
-    def _hold5(self, adapter: MiniportBlock) -> bool:
-        """Mark a serialized adapter busy while NDIS runs on the miniport's behalf (inside
-        NdisMSendComplete, NdisMSendResourcesAvailable, NdisMIndicateReceivePacket, typically
-        from the miniport's DPC): sends made meanwhile (from ProtocolSendComplete or a receive
-        handler) are queued instead of re-entering the miniport. True if this call took it."""
-        if adapter.deserialized or adapter.in_send_handler:
-            return False
-        adapter.in_send_handler = True
-        return True
-
-    def _unhold5(self, adapter: MiniportBlock, held: bool) -> None:
-        """Undo :meth:`_hold5`; whatever was queued meanwhile goes down from a DPC."""
-        if held:
-            adapter.in_send_handler = False
-            self._schedule_drain5(adapter)
-
-    def _schedule_drain5(self, adapter: MiniportBlock, woken: bool = False) -> None:
-        """Queue the resubmission DPC (once) if there is something it could send; ``woken``:
-        it carries a wake that the RESOURCES just returned would otherwise hide."""
-        if adapter.deserialized or not adapter.send_queue:
-            return
-        if adapter.resources_wait and not woken:
-            return
-        pending = adapter in self._send5_resume
-        self._send5_resume[adapter] = woken or self._send5_resume.get(adapter, False)
-        if not pending:
-            adapter.ndis.scheduler.queue_dpc(self._resume5, adapter, label="send5-resume")
-
-    def _resume5(self, adapter: MiniportBlock) -> None:
-        """DPC: feed the miniport what was queued while it was busy or refusing."""
-        with self._send5_lock:
-            if self._send5_resume.pop(adapter, False):
-                adapter.resources_wait = False
-            if adapter.state is _RUNNING and adapter.send_queue:
-                self._drain5(adapter)
-
-
-__all__ = ["STATUS_NOT_SET", "Send5Ddis", "SendRecord", "as_status", "data_checksum"]
+__all__ = [
+    "STATUS_NOT_SET",
+    "Send5Ddis",
+    "SendRecord",
+    "data_checksum",
+    "packet_array",
+]

@@ -67,7 +67,6 @@ from ..constants import (
 from ..errors import (
     Culprit,
     IrqlError,
-    MiniportContractError,
     NdisError,
     NdisUsageError,
     error_class_for,
@@ -447,38 +446,34 @@ class Send6Ddis:
             owner: Any = nbl.SourceHandle
             if type(owner) is not owner_type or owner.adapter is not adapter:
                 what = "binding" if owner_type is OpenBlock else "VC"
-                raise MiniportContractError(
+                raise error_class_for(culprit)(
                     f"{ddi} on {adapter!r}: {nbl!r} has SourceHandle {owner!r}, not a {what} "
                     "of this adapter (an intermediate driver must restore the SourceHandle it "
                     "replaced before completing)",
                     rule="R47",
-                    culprit=culprit,
                     subject=nbl,
                 )
             status = nbl.Status
             if status not in _ALLOWED:
-                raise MiniportContractError(
+                raise error_class_for(culprit)(
                     f"{ddi}: {nbl!r} completed with NET_BUFFER_LIST_STATUS "
                     f"{status_name(status)}, which rule 50 does not allow",
                     rule="R50",
-                    culprit=culprit,
                     subject=nbl,
                 )
             if paused and status != _PAUSED and id(nbl) in paused:
-                raise MiniportContractError(
+                raise error_class_for(culprit)(
                     f"{ddi}: {nbl!r} was sent to {adapter!r} while it was pausing or paused "
                     f"and came back {status_name(status)}; it must come back NDIS_STATUS_PAUSED",
                     rule="R58",
-                    culprit=culprit,
                     subject=nbl,
                 )
             count += 1
             if count > limit:
-                raise MiniportContractError(
+                raise error_class_for(culprit)(
                     f"{ddi} on {adapter!r}: the chain holds more NBLs than the {limit} the "
                     "miniport was given (a loop in Next, or an NBL listed twice)",
                     rule="PY-DOUBLE-COMPLETE",
-                    culprit=culprit,
                     subject=nbl,
                 )
             nbl = nbl.Next
