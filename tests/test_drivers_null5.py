@@ -133,7 +133,7 @@ class RecordingBoth(NullMiniportBoth):
 
     def MiniportSend(
         self, MiniportAdapterContext: NullAdapter, Packet: NDIS_PACKET, Flags: int
-    ) -> NDIS_STATUS:
+    ) -> int:
         self.calls.append("MiniportSend")
         return super().MiniportSend(MiniportAdapterContext, Packet, Flags)
 
@@ -164,7 +164,7 @@ def test_send_again_from_the_completion_handler(cls: type[Any], deserialized: bo
     ndis, miniport, adapter, o = stack(cls, deserialized=deserialized)
     budget = [20]
 
-    def again(ctx: NdisProtOpen, status: NDIS_STATUS) -> None:
+    def again(ctx: NdisProtOpen, status: int) -> None:
         if budget[0] > 0:
             budget[0] -= 1
             ctx.write(frame())

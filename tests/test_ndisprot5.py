@@ -43,7 +43,7 @@ class RecordingNull(NullMiniport):
 
     def MiniportSend(
         self, MiniportAdapterContext: NullAdapter, Packet: NDIS_PACKET, Flags: int
-    ) -> NDIS_STATUS:
+    ) -> int:
         _phys, count, first, total = NdisQueryPacket(Packet)
         assert first is not None
         view, _ = NdisQueryBuffer(first)
@@ -304,7 +304,7 @@ def test_first_buffer_of_a_written_packet_is_the_callers_memory() -> None:
     seen: list[memoryview] = []
 
     class Peek(NullMiniport):
-        def MiniportSend(self, ctx: NullAdapter, Packet: NDIS_PACKET, Flags: int) -> NDIS_STATUS:
+        def MiniportSend(self, ctx: NullAdapter, Packet: NDIS_PACKET, Flags: int) -> int:
             _buffer, va, _length, _total = NdisGetFirstBufferFromPacket(Packet)
             assert va is not None
             seen.append(va)
@@ -317,4 +317,15 @@ def test_first_buffer_of_a_written_packet_is_the_callers_memory() -> None:
     prot.write(data)
     assert seen[0].obj is data  # zero copy: the MDL maps the caller's bytearray
     seen.clear()
+    finish(ndis, eth0)
+
+
+def test_a_status_code_ndis_does_not_name_is_counted_as_is() -> None:
+    custom = 0xE0001234  # a driver-chosen failure code (rule 16: "or another code")
+    ndis, eth0 = kernel_with(NullMiniport(), send_status=custom)
+    prot = NdisProt5()
+    prot.register(ndis)
+    o = prot.open()
+    assert o.write(frame()) == custom
+    assert o.by_status == {custom: 1}
     finish(ndis, eth0)

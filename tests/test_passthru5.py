@@ -69,7 +69,7 @@ class RecordingNull(NullMiniport):
         super().__init__()
         self.seen: list[Seen] = []
 
-    def MiniportSend(self, ctx: NullAdapter, Packet: NDIS_PACKET, Flags: int) -> NDIS_STATUS:
+    def MiniportSend(self, ctx: NullAdapter, Packet: NDIS_PACKET, Flags: int) -> int:
         self.seen.append(Seen(Packet))
         return super().MiniportSend(ctx, Packet, Flags)
 

@@ -55,7 +55,7 @@ from ..constants import (
     OID_GEN_MAXIMUM_TOTAL_SIZE,
     NdisMediumAtm,
 )
-from ..library.covc import CO_CALL_PARAMETERS, CO_SAP, media_flags
+from ..library.covc import CO_CALL_PARAMETERS, media_flags
 from ..mdl import NdisAdjustBufferLength, NdisAllocateBuffer, NdisFreeBuffer
 from ..packet import (
     NDIS_GET_PACKET_STATUS,
@@ -67,11 +67,12 @@ from ..packet import (
 )
 from ..pools import NdisAllocatePacket, NdisFreePacket
 from ..status import NDIS_STATUS
-from .atmsig import ATM_ADDRESS_FAMILY, SIGNALLING_VCI, Call, CallControl, Done, vc_parameters
+from .atmmcm import AtmSap, McmCallControl, McmHandlers
+from .atmsig import ATM_ADDRESS_FAMILY, SIGNALLING_VCI, Call, vc_parameters
 
 if TYPE_CHECKING:
     from ..library.adapter import AdapterConfig, MiniportBlock
-    from ..library.covc import AfBlock, SapBlock, VirtualConnection
+    from ..library.covc import VirtualConnection
     from ..library.kernel import Ndis
     from ..mdl import MDL, BufferPool
     from ..pools import PacketPool
@@ -116,7 +117,8 @@ class AtmVc:
 
     def __init__(self, adapter: AtmAdapter, handle: VirtualConnection | None = None) -> None:
         self.adapter = adapter
-        self.handle = handle
+        #: the NdisVcHandle (None only for the integrated CM's signalling channel)
+        self.handle: Any = handle
         self.vci = 0
         self.active = False
         self.end_of_tx = False
@@ -138,26 +140,6 @@ class AtmVc:
         return (
             f"<AtmVc vci={self.vci} {'active' if self.active else 'idle'} q={len(self.tx_queue)}>"
         )
-
-
-class AtmAf:
-    """The MCM's CallMgrAfContext."""
-
-    __slots__ = ("handle",)
-
-    def __init__(self, handle: AfBlock) -> None:
-        self.handle = handle
-
-
-class AtmSap:
-    """The MCM's CallMgrSapContext."""
-
-    __slots__ = ("af", "handle", "selector")
-
-    def __init__(self, af: AtmAf, selector: bytes, handle: SapBlock) -> None:
-        self.af = af
-        self.selector = selector
-        self.handle = handle
 
 
 class RxSlot:
@@ -212,7 +194,8 @@ class AtmAdapter:
         self.counters.update({"rx_no_buffer": 0, "dropped_sends": 0, "completed": 0})
         self.cm: McmCallControl | None = None
         if get("integrated_cm", True):
-            self.cm = McmCallControl(self, tuple(get("vci_range", (32, 4095))))
+            low, high = get("vci_range", (32, 4095))
+            self.cm = McmCallControl(self, (int(low), int(high)))
         #: the signalling channel of the integrated CM (VCI 5, not an NDIS VC)
         self.sig_vc = AtmVc(self)
         self.sig_vc.vci = SIGNALLING_VCI
@@ -227,7 +210,7 @@ class AtmAdapter:
         for _ in range(self.rx_packets):
             status, packet = NdisAllocatePacket(self.packet_pool)
             buf = bytearray(self.max_sdu)
-            b_status, mdl = NdisAllocateBuffer(self.buffer_pool, buf, self.max_sdu)
+            _status, mdl = NdisAllocateBuffer(self.buffer_pool, buf, self.max_sdu)
             assert packet is not None and mdl is not None
             NdisChainBufferAtFront(packet, mdl)
             slot = RxSlot(packet, mdl, buf)
@@ -248,7 +231,7 @@ class AtmAdapter:
         if self.buffer_pool is not None:
             self.ndis.NdisFreeBufferPool(self.buffer_pool)
 
-    # --- activation ---------------------------------------------------------------------------------
+    # --- activation -------------------------------------------------------------------------------
     def hw_activate(self, vc: AtmVc, params: CO_CALL_PARAMETERS) -> NDIS_STATUS:
         vci = vc_parameters(params).Vci
         other = self.rx_vcs.get(vci)
@@ -287,7 +270,7 @@ class AtmAdapter:
             for then in waiters:
                 then()
 
-    # --- transmit -----------------------------------------------------------------------------------
+    # --- transmit ---------------------------------------------------------------------------------
     def send_packets(self, vc: AtmVc, packets: Sequence[NDIS_PACKET], count: int) -> None:
         """MiniportCoSendPackets: queue in order; completions come later (or, for an
         intelligent NIC, as soon as the bytes are downloaded)."""
@@ -301,12 +284,12 @@ class AtmAdapter:
             if self.drop_every and self.accepted % self.drop_every == 0:
                 self.counters["dropped_sends"] += 1  # lost: never completed (a buggy NIC)
                 continue
+            vc.unfinished += 1
             if download or inline:
                 queue.append(packet_bytes(packet))
                 early.append((vc, packet))
             else:
                 queue.append(packet)
-                vc.unfinished += 1
         if inline:
             self._complete(early, _SUCCESS)
         elif early:
@@ -380,23 +363,15 @@ class AtmAdapter:
         complete = self.ndis.NdisMCoSendComplete
         faults = self.faults
         for vc, packet in batch:
-            if vc.handle is None:
-                continue
-            final = _PENDING if "pending_status" in faults else status
+            vc.unfinished -= 1
+            self.counters["completed"] += 1
             handle = vc.handle
             if "wrong_vc" in faults:
-                other = next((v for v in self.vcs if v is not vc and v.handle is not None), vc)
-                handle = other.handle
-            if vc.tx_queue is not None and packet not in ():  # keep mypy calm about types
-                pass
+                handle = next((v.handle for v in self.vcs if v is not vc and v.active), handle)
+            final = _PENDING if "pending_status" in faults else status
             complete(final, handle, packet)
             if "double_complete" in faults:
                 complete(final, handle, packet)
-            self.counters["completed"] += 1
-        for vc in {id(v): v for v, _ in batch}.values():
-            vc.unfinished -= sum(1 for v, p in batch if v is vc and p is not None) if False else 0
-        for vc, _ in batch:
-            pass
         self._after_completion(batch)
 
     def _after_completion(self, batch: list[tuple[AtmVc, NDIS_PACKET]]) -> None:
@@ -407,7 +382,7 @@ class AtmAdapter:
         for vc in seen:
             self._check_drained(vc)
 
-    # --- receive ------------------------------------------------------------------------------------
+    # --- receive ----------------------------------------------------------------------------------
     def _wire_receive(self, frame: bytes) -> None:
         """The link delivered a burst (at DISPATCH_LEVEL): DMA, then indicate per VC."""
         if self.halted:
@@ -417,9 +392,11 @@ class AtmAdapter:
         size = FRAME_HEADER.size
         groups: dict[AtmVc, list[RxSlot]] = {}
         counters = self.counters
-        offset = 0
+        offset = received = 0
         end = len(frame)
         free = self.rx_free
+        rx_vcs = self.rx_vcs
+        low_water = self.rx_low_water
         while offset < end:
             vci, length = unpack(frame, offset)
             offset += size
@@ -428,7 +405,7 @@ class AtmAdapter:
             if vci == SIGNALLING_VCI and self.cm is not None:
                 self.cm.on_signal(payload)
                 continue
-            vc = self.rx_vcs.get(vci)
+            vc = rx_vcs.get(vci)
             if vc is None:
                 counters["rx_dropped"] += 1
                 continue
@@ -436,17 +413,18 @@ class AtmAdapter:
                 counters["rx_no_buffer"] += 1
                 continue
             slot = free.pop()
-            slot.buf[:length] = payload
+            slot.buf[:length] = payload  # the DMA
             NdisAdjustBufferLength(slot.mdl, length)
-            low = len(free) < self.rx_low_water
+            low = len(free) < low_water
             NDIS_SET_PACKET_STATUS(slot.packet, _RESOURCES if low else _SUCCESS)
             vc.rx_frames += 1
-            counters["rx_frames"] += 1
+            received += 1
             group = groups.get(vc)
             if group is None:
                 groups[vc] = [slot]
             else:
                 group.append(slot)
+        counters["rx_frames"] += received
         indicate = self.ndis.NdisMCoIndicateReceivePacket
         for vc, slots in groups.items():
             packets = [s.packet for s in slots]
@@ -457,6 +435,12 @@ class AtmAdapter:
         if groups:
             self.ndis.NdisMCoReceiveComplete(self.handle)
 
+    def new_vc(self) -> AtmVc:
+        """A VC context for a VC the integrated CM creates (an incoming call)."""
+        vc = AtmVc(self)
+        self.vcs.append(vc)
+        return vc
+
     def return_packet(self, packet: NDIS_PACKET) -> None:
         self.rx_free.append(self.rx_slot[packet])
 
@@ -464,63 +448,122 @@ class AtmAdapter:
         return f"<AtmAdapter {self.name!r} vcs={len(self.vcs)}>"
 
 
-class McmCallControl(CallControl):
-    """The NIC's integrated call manager: the atmsig call control over the NdisMCm DDIs."""
+class AtmNic5(McmHandlers):
+    """The miniport driver (NDIS 5.1, connection-oriented; an MCM unless told otherwise)."""
 
-    def __init__(self, adapter: AtmAdapter, vci_range: tuple[int, ...]) -> None:
-        super().__init__((int(vci_range[0]), int(vci_range[1])))
-        self.adapter = adapter
-        self.ndis = adapter.ndis
+    NDIS_VERSION = (5, 1)
+    ndis: Ndis
 
-    def send_signal(self, message: bytes) -> None:
-        self.signals_sent += 1
-        self.adapter.send_signal(message)
+    def __init__(self) -> None:
+        self.adapters: dict[str, AtmAdapter] = {}
 
-    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.ndis.scheduler.queue_dpc(fn, *args, label="atm-mcm")
+    # --- life cycle -------------------------------------------------------------------------------
+    def MiniportInitialize(
+        self,
+        MediumArray: Sequence[int],
+        MiniportAdapterHandle: MiniportBlock,
+        WrapperConfigurationContext: AdapterConfig,
+    ) -> tuple[NDIS_STATUS, int]:
+        """-> NdisMSetAttributesEx (deserialized) -> receive pools -> [NdisMCmRegisterAddressFamily]
+        -> (SUCCESS, index of NdisMediumAtm) | (UNSUPPORTED_MEDIA | RESOURCES, 0). PASSIVE."""
+        if NdisMediumAtm not in MediumArray:
+            return NDIS_STATUS.UNSUPPORTED_MEDIA, 0
+        nic = AtmAdapter(self.ndis, MiniportAdapterHandle, WrapperConfigurationContext)
+        self.ndis.NdisMSetAttributesEx(MiniportAdapterHandle, nic, 0, NDIS_ATTRIBUTE_DESERIALIZE, 0)
+        status = nic.allocate()
+        if status != _SUCCESS:
+            return status, 0
+        if nic.cm is not None:
+            status = self.ndis.NdisMCmRegisterAddressFamily(
+                MiniportAdapterHandle, ATM_ADDRESS_FAMILY, None, 0
+            )
+            if status != _SUCCESS:
+                nic.free()
+                return status, 0
+        self.adapters[nic.name] = nic
+        return _SUCCESS, list(MediumArray).index(NdisMediumAtm)
 
-    def activate(self, vc: Any, params: CO_CALL_PARAMETERS, done: Done) -> None:
-        status = self.adapter.hw_activate(vc, params)
-        if status == _SUCCESS:
-            self.ndis.NdisMCmActivateVc(vc.handle, params)
-        done(status)
+    def MiniportHalt(self, MiniportAdapterContext: AtmAdapter) -> None:
+        """Called once every VC is gone and every send completed: free the receive pools."""
+        MiniportAdapterContext.free()
+        self.adapters.pop(MiniportAdapterContext.name, None)
 
-    def deactivate(self, vc: Any, done: Done) -> None:
-        def drained() -> None:
-            self.adapter.hw_deactivate(vc)
-            self.ndis.NdisMCmDeactivateVc(vc.handle)
-            done(_SUCCESS)
+    def MiniportQueryInformation(
+        self, MiniportAdapterContext: AtmAdapter, Oid: int
+    ) -> tuple[NDIS_STATUS, Any]:
+        nic = MiniportAdapterContext
+        answers: dict[int, int] = {
+            OID_GEN_MAXIMUM_TOTAL_SIZE: nic.max_sdu,
+            OID_GEN_LINK_SPEED: nic.link_bps // 100,
+        }
+        if Oid in answers:
+            return _SUCCESS, answers[Oid]
+        return NDIS_STATUS.INVALID_OID, None
 
-        self.adapter.when_drained(vc, drained)
+    def MiniportReturnPacket(self, MiniportAdapterContext: AtmAdapter, Packet: NDIS_PACKET) -> None:
+        """A receive packet a client kept is back (DISPATCH_LEVEL)."""
+        MiniportAdapterContext.return_packet(Packet)
 
-    def make_call_complete(self, vc: Any, status: NDIS_STATUS, params: CO_CALL_PARAMETERS) -> None:
-        self.ndis.NdisMCmMakeCallComplete(status, vc.handle, None, None, params)
+    # --- VCs --------------------------------------------------------------------------------------
+    def MiniportCoCreateVc(
+        self, MiniportAdapterContext: AtmAdapter, NdisVcHandle: VirtualConnection
+    ) -> tuple[NDIS_STATUS, AtmVc | None]:
+        """-> (SUCCESS, MiniportVcContext). Never pends (rule 28) unless told to misbehave."""
+        nic = MiniportAdapterContext
+        if "create_vc_pending" in nic.faults:
+            return _PENDING, None
+        vc = AtmVc(nic, NdisVcHandle)
+        nic.vcs.append(vc)
+        return _SUCCESS, vc
 
-    def close_call_complete(self, vc: Any) -> None:
-        self.ndis.NdisMCmCloseCallComplete(_SUCCESS, vc.handle, None)
+    def MiniportCoDeleteVc(self, MiniportVcContext: AtmVc) -> NDIS_STATUS:
+        vc = MiniportVcContext
+        if vc in vc.adapter.vcs:
+            vc.adapter.vcs.remove(vc)
+        return _SUCCESS
 
-    def create_incoming_vc(self, af: Any) -> tuple[NDIS_STATUS, Any]:
-        vc = AtmVc(self.adapter)
-        status, handle = self.ndis.NdisMCmCreateVc(self.adapter.handle, af.handle, vc)
-        vc.handle = handle
-        if status == _SUCCESS:
-            self.adapter.vcs.append(vc)
-        return status, vc
+    def MiniportCoActivateVc(
+        self, MiniportVcContext: AtmVc, CallParameters: CO_CALL_PARAMETERS
+    ) -> NDIS_STATUS:
+        """Map the VCI of ``CallParameters`` to the VC -> SUCCESS | INVALID_ADDRESS (VCI in
+        use) | PENDING (``activate_pending``: NdisMCoActivateVcComplete from a DPC)."""
+        vc = MiniportVcContext
+        nic = vc.adapter
+        status = nic.hw_activate(vc, CallParameters)
+        if status != _SUCCESS or not nic.activate_pending:
+            return status
+        ndis = self.ndis
+        ndis.scheduler.queue_dpc(
+            ndis.NdisMCoActivateVcComplete, _SUCCESS, vc.handle, CallParameters, label="atm-act"
+        )
+        return _PENDING
 
-    def delete_vc(self, vc: Any) -> None:
-        self.ndis.NdisMCmDeleteVc(vc.handle)
-        if vc in self.adapter.vcs:
-            self.adapter.vcs.remove(vc)
+    def MiniportCoDeactivateVc(self, MiniportVcContext: AtmVc) -> NDIS_STATUS:
+        """Complete every pending send of the VC first (rule 32): ``drain`` waits for the link
+        (PENDING, then NdisMCoDeactivateVcComplete), ``abort`` fails them with CLOSING."""
+        vc = MiniportVcContext
+        nic = vc.adapter
+        nic.hw_deactivate(vc)
+        if nic.deactivate_mode == "abort":
+            nic.abort(vc)
+        if vc.drained or "deactivate_with_pending" in nic.faults:
+            return _SUCCESS
+        ndis = self.ndis
+        nic.when_drained(vc, lambda: ndis.NdisMCoDeactivateVcComplete(_SUCCESS, vc.handle))
+        return _PENDING
 
-    def dispatch_incoming(self, sap: Any, vc: Any, params: CO_CALL_PARAMETERS) -> NDIS_STATUS:
-        return self.ndis.NdisMCmDispatchIncomingCall(sap.handle, vc.handle, params)
+    def MiniportCoSendPackets(
+        self, MiniportVcContext: AtmVc, PacketArray: Sequence[NDIS_PACKET], NumberOfPackets: int
+    ) -> None:
+        """Queue the packets on their VC, in order (each completes later, exactly once)."""
+        MiniportVcContext.adapter.send_packets(MiniportVcContext, PacketArray, NumberOfPackets)
 
-    def dispatch_connected(self, vc: Any) -> None:
-        self.ndis.NdisMCmDispatchCallConnected(vc.handle)
 
-    def dispatch_incoming_close(self, vc: Any) -> None:
-        self.ndis.NdisMCmDispatchIncomingCloseCall(_SUCCESS, vc.handle, None, 0)
-
-    def find_sap(self, selector: bytes) -> tuple[Any, Any] | None:
-        sap = self.adapter.saps.get(selector)
-        return (sap.af, sap) if sap is not None else None
+__all__ = [
+    "FAULTS",
+    "FRAME_HEADER",
+    "AtmAdapter",
+    "AtmNic5",
+    "AtmVc",
+    "RxSlot",
+]

@@ -304,7 +304,7 @@ class CallControl:
         self.deactivate(vc, deactivated)
 
     # --- the signalling channel -----------------------------------------------------------------
-    def on_signal(self, message: bytes) -> None:
+    def on_signal(self, message: bytes | memoryview) -> None:
         """A frame arrived on VCI 5: handle it in its own DPC."""
         self.signals_received += 1
         self.defer(self._handle, bytes(message))

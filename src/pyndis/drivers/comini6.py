@@ -30,7 +30,8 @@ done (NdisMCoDeactivateVcComplete). Pause completes when every send and receive 
 
 Registry keywords: ``wire``, ``af`` (0x6), ``tcbs`` (64), ``dpc_batch`` (64), ``tx_ns`` (500),
 ``jitter_ns`` (0), ``coalesce_ns`` (10000), ``random_order`` (True), ``rcbs`` (256),
-``low_rcbs`` (0), ``mtu`` (9180).
+``low_rcbs`` (0), ``mtu`` (9180), ``stalled`` (False: with True nothing is transmitted until
+:meth:`CoMini6.unstall`).
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ class CoMini6Adapter:
         self.rcbs = int(config.get("rcbs", 256))
         self.low_rcbs = int(config.get("low_rcbs", 0))
         self.mtu = int(config.get("mtu", 9180))
+        #: a stalled transmitter (flow control): NBs wait until ``stalled`` is cleared
+        self.stalled = bool(config.get("stalled", False))
         self.state = "paused"
         self.pause_pending = False
         self.by_number: dict[int, CoVc6] = {}
@@ -368,7 +371,7 @@ class CoMini6:
         ndis = self.ndis
         now = ndis.scheduler.now_ns
         frames: list[bytes] = []
-        while a.free_tcbs and a.wait:
+        while a.free_tcbs and a.wait and not a.stalled:
             vc, nbl, nb = a.wait.popleft()
             a.free_tcbs -= 1
             a.tx_free_at = max(now, a.tx_free_at) + a.tx_ns
@@ -431,6 +434,11 @@ class CoMini6:
             if vc.deactivate_pending and not vc.held:
                 vc.deactivate_pending = False
                 self.ndis.NdisMCoDeactivateVcComplete(NDIS_STATUS.SUCCESS, vc.handle)
+
+    def unstall(self, a: CoMini6Adapter) -> None:
+        """The transmitter may go again (flow control released)."""
+        a.stalled = False
+        self._transmit(a)
 
     # --- receive -------------------------------------------------------------------------------
     def _receive(self, a: CoMini6Adapter, frame: bytes) -> None:

@@ -75,6 +75,16 @@ _PENDING = NDIS_STATUS.PENDING
 _RESOURCES = NDIS_STATUS.RESOURCES
 
 
+def status_code(value: int) -> int:
+    """An NDIS_STATUS member when the code is known, else the raw 32-bit code (a driver may
+    choose its own failure codes, rule 16)."""
+    code = int(value) & 0xFFFFFFFF
+    try:
+        return NDIS_STATUS(code)
+    except ValueError:
+        return code
+
+
 def _fragments(frame: Frame) -> Sequence[bytes | bytearray | memoryview]:
     if isinstance(frame, (bytes, bytearray, memoryview)):
         return (frame,)
@@ -112,7 +122,7 @@ class NdisProtOpen:
         self.sends = 0
         self.completed = 0
         self.sync_completions = 0
-        self.by_status: Counter[NDIS_STATUS] = Counter()
+        self.by_status: Counter[int] = Counter()
         self.write_refused = 0
         #: ``track=True``: each packet carries its write number in ProtocolReserved[0:8], and
         #: ``completion_log`` lists the numbers in the order the packets came back
@@ -123,9 +133,9 @@ class NdisProtOpen:
         self.received: deque[bytes] = deque()
         self.rx_dropped = 0
         self.receive_completes = 0
-        self.statuses: list[NDIS_STATUS] = []
+        self.statuses: list[int] = []
         #: called as ``hook(open, status)`` after each send came back (tests re-send from it)
-        self.on_send_complete: Callable[[NdisProtOpen, NDIS_STATUS], None] | None = None
+        self.on_send_complete: Callable[[NdisProtOpen, int], None] | None = None
 
     @property
     def pending(self) -> int:
@@ -203,19 +213,20 @@ class NdisProtOpen:
             NdisFreeBuffer(buffer)
             buffer = NdisUnchainBufferAtFront(packet)
 
-    def recycle(self, packet: NDIS_PACKET, status: NDIS_STATUS) -> None:
+    def recycle(self, packet: NDIS_PACKET, status: int) -> None:
         """A packet is back with us: count it, unchain and free its buffers, reuse or free it."""
         self.completed += 1
-        self.by_status[NDIS_STATUS(status)] += 1
+        status = status_code(status)
+        self.by_status[status] += 1
         if self.track:
             self.completion_log.append(int.from_bytes(packet.ProtocolReserved[0:8], "little"))
         self._unchain(packet)
         self._put_packet(packet)
         hook = self.on_send_complete
         if hook is not None:
-            hook(self, NDIS_STATUS(status))
+            hook(self, status)
 
-    def write(self, frame: Frame) -> NDIS_STATUS:
+    def write(self, frame: Frame) -> int:
         """Send one frame with NdisSend -> the NdisSend status (PENDING: completion later),
         or RESOURCES/CLOSING without sending (no descriptor free, or the binding closing)."""
         if self.binding is None or self.closing:
@@ -226,7 +237,7 @@ class NdisProtOpen:
             self.write_refused += 1
             return _RESOURCES
         self.sends += 1
-        status = NDIS_STATUS(self.ndis.NdisSend(self.binding, packet))
+        status = status_code(self.ndis.NdisSend(self.binding, packet))
         if status != _PENDING:
             # Rule 16: no ProtocolSendComplete for this packet; it is ours again.
             self.sync_completions += 1
@@ -321,7 +332,7 @@ class NdisProt5:
             return next(iter(self.opens.values()))
         return self.opens[device_name]
 
-    def write(self, frame: Frame, device_name: str | None = None) -> NDIS_STATUS:
+    def write(self, frame: Frame, device_name: str | None = None) -> int:
         return self.open(device_name).write(frame)
 
     def write_many(self, frames: Iterable[Frame], device_name: str | None = None) -> int:
@@ -412,7 +423,7 @@ class NdisProt5:
     ) -> None:
         """ProtocolSendComplete: once per packet that NdisSend returned PENDING for, and once
         per packet given to NdisSendPackets. Recycles the packet."""
-        ProtocolBindingContext.recycle(Packet, NDIS_STATUS(Status))
+        ProtocolBindingContext.recycle(Packet, Status)
 
     # --- receiving ------------------------------------------------------------------------------
     def ProtocolReceivePacket(
@@ -455,7 +466,7 @@ class NdisProt5:
         StatusBufferSize: int,
     ) -> None:
         """ProtocolStatus: RESET_START / RESET_END / MEDIA_CONNECT / MEDIA_DISCONNECT..."""
-        ProtocolBindingContext.statuses.append(NDIS_STATUS(GeneralStatus))
+        ProtocolBindingContext.statuses.append(status_code(GeneralStatus))
 
     def ProtocolStatusComplete(self, ProtocolBindingContext: NdisProtOpen) -> None:
         """ProtocolStatusComplete: after a status indication."""
@@ -469,4 +480,4 @@ class NdisProt5:
         """ProtocolRequestComplete: requests complete synchronously in the model."""
 
 
-__all__ = ["DEFAULT_FILTER", "NdisProt5", "NdisProtOpen", "copy_packet"]
+__all__ = ["DEFAULT_FILTER", "NdisProt5", "NdisProtOpen", "copy_packet", "status_code"]

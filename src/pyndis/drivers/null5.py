@@ -84,7 +84,7 @@ class NullAdapter:
         self.handle = handle
         self.name = config.name
         self.deserialized = bool(config.get("deserialized", False))
-        self.send_status = NDIS_STATUS(config.get("send_status", NDIS_STATUS.SUCCESS))
+        self.send_status = int(config.get("send_status", NDIS_STATUS.SUCCESS))
         if self.send_status == _PENDING:
             raise ValueError("send_status=PENDING: a null miniport never keeps a packet")
         self.address = bytes(config.get("address", DEFAULT_ADDRESS))
@@ -172,7 +172,7 @@ class NullMiniport(_NullBase):
 
     def MiniportSend(
         self, MiniportAdapterContext: NullAdapter, Packet: NDIS_PACKET, Flags: int
-    ) -> NDIS_STATUS:
+    ) -> int:
         """MiniportSend -> send_status (serialized: the packet is back on return)
         | PENDING after NdisMSendComplete(send_status) once, inside this call (deserialized)."""
         a = MiniportAdapterContext

@@ -333,7 +333,7 @@ class Passthru5:
         self, ProtocolBindingContext: PtAdapter, Packet: NDIS_PACKET, Status: int
     ) -> None:
         """ProtocolSendComplete(Mi, status) -> free Mi -> NdisMSendComplete(Pi, status) above."""
-        self._finish_send(ProtocolBindingContext, Packet, NDIS_STATUS(Status))
+        self._finish_send(ProtocolBindingContext, Packet, Status)
 
     def ProtocolReceivePacket(self, ProtocolBindingContext: PtAdapter, Packet: NDIS_PACKET) -> int:
         """ProtocolReceivePacket(L) -> indicate a repackaged R above -> 1 (L kept until R comes
@@ -509,8 +509,8 @@ class Passthru5:
             packet = self._repackage(pt, original)
             if packet is None:
                 pt.refused += 1
-                status = NDIS_STATUS.CLOSING if pt.lower is None or pt.unbinding else _RESOURCES
-                ndis.NdisMSendComplete(upper, original, status)
+                refusal = NDIS_STATUS.CLOSING if pt.lower is None or pt.unbinding else _RESOURCES
+                ndis.NdisMSendComplete(upper, original, refusal)
                 continue
             mine.append(packet)
         if not mine:
@@ -522,7 +522,7 @@ class Passthru5:
             ndis.NdisSendPackets(lower, mine, len(mine))
             return
         for packet in mine:
-            status = NDIS_STATUS(ndis.NdisSend(lower, packet))
+            status = ndis.NdisSend(lower, packet)
             if status != _PENDING:
                 self._finish_send(pt, packet, status)
 
@@ -550,7 +550,7 @@ class Passthru5:
         NDIS_SET_PER_PACKET_INFO_FROM_PACKET(packet, OriginalPacketInfo, original)
         return packet
 
-    def _finish_send(self, pt: PtAdapter, packet: NDIS_PACKET, status: NDIS_STATUS) -> None:
+    def _finish_send(self, pt: PtAdapter, packet: NDIS_PACKET, status: int) -> None:
         original = NDIS_PER_PACKET_INFO_FROM_PACKET(packet, OriginalPacketInfo)
         if not isinstance(original, NDIS_PACKET):
             raise IntermediateContractError(

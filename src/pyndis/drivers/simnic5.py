@@ -471,6 +471,7 @@ class _SimNicBase:
         nic = SimNicAdapter(self.ndis, MiniportAdapterHandle, WrapperConfigurationContext)
         status = nic.allocate_resources()
         if status != _SUCCESS:
+            nic.hw.stop()  # deaf to the wire from now on
             return status, 0
         flags = NDIS_ATTRIBUTE_DESERIALIZE if nic.deserialized else 0
         self.ndis.NdisMSetAttributesEx(MiniportAdapterHandle, nic, 0, flags, 0)

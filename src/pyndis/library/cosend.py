@@ -257,7 +257,8 @@ class CoSendDdis:
             if scheduler.tracing:
                 scheduler.trace("co-complete", vc.index, NDIS_STATUS(Status))
             ndis.call(vc.sender, "ProtocolCoSendComplete", Status, vc.ProtocolVcContext, Packet)
-            ndis._vc_send_done(vc)
+            if vc.pending_close is not None or vc.owner.pending_close:
+                ndis._vc_send_done(vc)
 
     def _co_complete_irql(self, level: int) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
@@ -329,8 +330,9 @@ class CoSendDdis:
                 count = ndis.call(
                     receiver, "ProtocolCoReceivePacket", binding_context, vc_context, packet
                 )
-                count = self._receive_count(vc, packet, count, resources)
-                if count == 0:
+                if count:  # kept (or nonsense): the slow path checks it
+                    count = self._receive_count(vc, packet, count, resources)
+                if not count:
                     transition(packet, _RETURN_INDICATED)
                     counters.returned += 1
                     if not resources:

@@ -333,8 +333,8 @@ class Receive5Ddis:
     def _loopback_frame5(self, sender: OpenBlock, packet: NDIS_PACKET) -> bytes | None:
         """The copy NDIS loops back for ``packet``, or None when nobody would receive it."""
         adapter = sender.adapter
-        if adapter.medium != NdisMedium802_3:
-            return None
+        if adapter.medium != NdisMedium802_3 or not adapter.packet_filter:
+            return None  # nobody listens at all (the adapter's filter is every binding's OR)
         head = packet.Private.Head
         dest = mdl_chain_bytes(head, 0, 6)
         if len(dest) < 6 or not receivers(adapter, dest, sender):

@@ -61,6 +61,7 @@ from ..constants import (
     NDIS_FLAGS_DONT_LOOPBACK,
     NDIS_FLAGS_IS_LOOPBACK_PACKET,
     NDIS_FLAGS_LOOPBACK_ONLY,
+    NDIS_MAC_OPTION_NO_LOOPBACK,
     PacketCancelId,
 )
 from ..errors import NdisUsageError, ProtocolContractError
@@ -83,6 +84,7 @@ _DISPATCH = int(DISPATCH_LEVEL)
 _LOOPBACK_ONLY = int(NDIS_FLAGS_LOOPBACK_ONLY)
 _DONT_LOOPBACK = int(NDIS_FLAGS_DONT_LOOPBACK)
 _IS_LOOPBACK = int(NDIS_FLAGS_IS_LOOPBACK_PACKET)
+_NO_LOOPBACK = int(NDIS_MAC_OPTION_NO_LOOPBACK)  # adapter.ndis_loops_back, without enum cost
 _RUNNING = AdapterState.RUNNING
 
 
@@ -317,7 +319,8 @@ class Send5Ddis(Send5Miniport):
         binding.adapter.counters.sent += 1
         if ndis.verifier is not None:
             rec.checksum = data_checksum(packet)
-        ndis.scheduler.trace("send5", binding.protocol.name, binding.adapter.name, rec.seq)
+        if ndis.scheduler.tracing:
+            ndis.scheduler.trace("send5", binding.protocol.name, binding.adapter.name, rec.seq)
         return rec
 
     def _refusal5(self, binding: OpenBlock, packet: NDIS_PACKET) -> int | None:
@@ -347,7 +350,7 @@ class Send5Ddis(Send5Miniport):
         """
         flags = packet.Private.Flags
         only = bool(flags & _LOOPBACK_ONLY)
-        if flags & _DONT_LOOPBACK or not (only or binding.adapter.ndis_loops_back):
+        if flags & _DONT_LOOPBACK or not (only or binding.adapter.mac_options & _NO_LOOPBACK):
             return None, only
         ndis: Ndis = self  # type: ignore[assignment]
         return ndis._loopback_frame5(binding, packet), only
@@ -384,12 +387,18 @@ class Send5Ddis(Send5Miniport):
         if self._send5_records.get(packet) is rec:
             del self._send5_records[packet]
         transition(packet, Event.RETURN)
+        scheduler = ndis.scheduler
         if rec.sync:
             rec.final = status
-            ndis.scheduler.trace("send-return5", binding.protocol.name, rec.seq, status)
+            if scheduler.tracing:
+                scheduler.trace("send-return5", binding.protocol.name, rec.seq, status)
         else:
-            ndis.scheduler.trace("send-complete5", binding.protocol.name, rec.seq, status)
-            with ndis.irql.at(_DISPATCH):
+            if scheduler.tracing:
+                scheduler.trace("send-complete5", binding.protocol.name, rec.seq, status)
+            irql = ndis.irql
+            old = irql.level
+            irql.set(_DISPATCH)
+            try:
                 ndis.call(
                     binding.protocol,
                     "ProtocolSendComplete",
@@ -397,6 +406,8 @@ class Send5Ddis(Send5Miniport):
                     packet,
                     status,
                 )
+            finally:
+                irql.set(old)
         ndis.binding_send_done(binding)
 
     def _unqueue5(

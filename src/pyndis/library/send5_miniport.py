@@ -106,15 +106,33 @@ class SendRecord:
         return f"<send #{self.seq} {self.packet!r}>"
 
 
+#: NDIS_STATUS members by value (a dict lookup is much cheaper than the enum's constructor).
+_BY_CODE: dict[int, NDIS_STATUS] = {int(s): s for s in NDIS_STATUS}
+
+
 def as_status(value: object, what: str) -> int:
     """A handler's NDIS_STATUS result: the enum member when known, else the raw 32-bit code."""
+    if type(value) is NDIS_STATUS:
+        return value
     if not isinstance(value, int) or isinstance(value, bool):
         raise MiniportContractError(f"{what} returned {value!r}, not an NDIS_STATUS", rule="R21")
     code = int(value) & 0xFFFFFFFF
-    try:
-        return NDIS_STATUS(code)
-    except ValueError:
-        return code
+    return _BY_CODE.get(code, code)
+
+
+def double_completion(
+    adapter: MiniportBlock, rec: SendRecord, handler: str, verdict: int
+) -> MiniportContractError:
+    """A packet completed inside the send handler that the handler's verdict completes again."""
+    packet = rec.packet
+    return MiniportContractError(
+        f"{adapter.driver.name} completed {packet!r} with NdisMSendComplete inside {handler} "
+        f"and then gave it the status {as_status(verdict, handler)}: a packet is completed "
+        "exactly once (after completing it, return PENDING)",
+        rule="PY-DOUBLE-COMPLETE",
+        subject=packet,
+        history=packet.history.entries if packet.history is not None else None,
+    )
 
 
 class Send5Miniport:
@@ -280,13 +298,32 @@ class Send5Miniport:
     ) -> None:
         """One serialized send call, and NDIS's reading of its verdict (rules 21-22)."""
         ndis: Ndis = self  # type: ignore[assignment]
-        driver = adapter.driver
-        handler = "MiniportSendPackets" if packets else "MiniportSend"
         adapter.wake_pending = False
-        with ndis.irql.at(_DISPATCH):
+        irql = ndis.irql
+        old = irql.level
+        irql.set(_DISPATCH)  # serialized handlers run at DISPATCH_LEVEL
+        try:
             result = self._hand_down5(adapter, batch, packets)
-        verdicts = [rec.packet.oob.Status for rec in batch] if packets else [result]
-        refused_at = next((i for i, v in enumerate(verdicts) if v == _RESOURCES), len(batch))
+        finally:
+            irql.set(old)
+        if not packets:  # MiniportSend: one packet, the verdict is the return value
+            rec = batch[0]
+            if rec.done:  # NdisMSendComplete came while the handler ran
+                if result != _PENDING:
+                    raise double_completion(adapter, rec, "MiniportSend", result)
+                rec.sync = False
+                ndis._finish5(rec, rec.status)
+            elif result == _PENDING:
+                rec.sync = False
+            elif result == _RESOURCES:
+                self._requeue5(adapter, batch)
+            else:
+                transition(rec.packet, Event.COMPLETE)
+                adapter.outstanding -= 1
+                ndis._finish5(rec, result)
+            return
+        verdicts = [rec.packet.oob.Status for rec in batch]
+        refused_at = verdicts.index(_RESOURCES) if _RESOURCES in verdicts else len(batch)
         finished: list[tuple[SendRecord, int]] = []
         for i, rec in enumerate(batch):
             verdict = verdicts[i]
@@ -294,59 +331,56 @@ class Send5Miniport:
                 if rec.done or verdict == _PENDING:
                     what = "completed" if rec.done else "set PENDING on"
                     raise MiniportContractError(
-                        f"{driver.name} {what} {rec.packet!r} after refusing element "
-                        f"{refused_at} of the same {handler} call with RESOURCES; NDIS requeues "
-                        "that element and every later one",
+                        f"{adapter.driver.name} {what} {rec.packet!r} after refusing element "
+                        f"{refused_at} of the same MiniportSendPackets call with RESOURCES; NDIS "
+                        "requeues that element and every later one",
                         rule="R22",
                         subject=rec.packet,
                     )
                 continue
-            if rec.done:  # NdisMSendComplete came while the handler ran
-                if verdict in (_PENDING, STATUS_NOT_SET):
-                    rec.sync = False
-                    finished.append((rec, rec.status))
-                    continue
-                raise MiniportContractError(
-                    f"{driver.name} completed {rec.packet!r} with NdisMSendComplete inside "
-                    f"{handler} and then gave it the status {as_status(verdict, handler)}: a "
-                    "packet is completed exactly once (after completing it, return PENDING)",
-                    rule="PY-DOUBLE-COMPLETE",
-                    subject=rec.packet,
-                    history=rec.packet.history.entries if rec.packet.history else None,
-                )
-            if verdict == _PENDING:
+            if rec.done:
+                if verdict not in (_PENDING, STATUS_NOT_SET):
+                    raise double_completion(adapter, rec, "MiniportSendPackets", verdict)
                 rec.sync = False
-                continue
-            if verdict == STATUS_NOT_SET:
+                finished.append((rec, rec.status))
+            elif verdict == _PENDING:
+                rec.sync = False
+            elif verdict == STATUS_NOT_SET:
                 raise MiniportContractError(
-                    f"{driver.name}'s MiniportSendPackets set no status on {rec.packet!r}; a "
-                    "serialized miniport sets one in every packet's OOB block",
+                    f"{adapter.driver.name}'s MiniportSendPackets set no status on "
+                    f"{rec.packet!r}; a serialized miniport sets one in every packet's OOB block",
                     rule="R22",
                     subject=rec.packet,
                 )
-            transition(rec.packet, Event.COMPLETE)
-            adapter.outstanding -= 1
-            finished.append((rec, as_status(verdict, handler)))
+            else:
+                transition(rec.packet, Event.COMPLETE)
+                adapter.outstanding -= 1
+                finished.append((rec, as_status(verdict, "MiniportSendPackets")))
         if refused_at < len(batch):
-            back = batch[refused_at:]
-            for rec in back:
-                transition(rec.packet, Event.REQUEUE)
-                rec.sync = False
-            adapter.outstanding -= len(back)
-            adapter.send_queue.extendleft(reversed(back))
-            adapter.resources_wait = True
-            if ndis.scheduler.tracing:
-                ndis.scheduler.trace("requeue5", adapter.name, ",".join(str(r.seq) for r in back))
-            if adapter.wake_pending:
-                # The miniport said "resources available" before it said RESOURCES: no lost
-                # wake-up. Resubmit from a DPC, so a miniport that keeps doing both cannot spin
-                # this loop.
-                adapter.wake_pending = False
-                self._schedule_drain5(adapter, woken=True)
-            elif adapter in self._send5_resume:
-                self._send5_resume[adapter] = False  # an older wake: this refusal is newer
+            self._requeue5(adapter, batch[refused_at:])
         for rec, status in finished:
             ndis._finish5(rec, status)
+
+    def _requeue5(self, adapter: MiniportBlock, back: list[SendRecord]) -> None:
+        """RESOURCES: the refused packets go back to the head of the queue, in order, and the
+        queue waits for a wake (rules 21-22)."""
+        for rec in back:
+            transition(rec.packet, Event.REQUEUE)
+            rec.sync = False
+        adapter.outstanding -= len(back)
+        adapter.send_queue.extendleft(reversed(back))
+        adapter.resources_wait = True
+        scheduler = adapter.ndis.scheduler
+        if scheduler.tracing:
+            scheduler.trace("requeue5", adapter.name, ",".join(str(r.seq) for r in back))
+        if adapter.wake_pending:
+            # The miniport said "resources available" before it said RESOURCES: no lost
+            # wake-up. Resubmit from a DPC, so a miniport that keeps doing both cannot spin
+            # this loop.
+            adapter.wake_pending = False
+            self._schedule_drain5(adapter, woken=True)
+        elif adapter in self._send5_resume:
+            self._send5_resume[adapter] = False  # an older wake: this refusal is newer
 
     def _wake5(self, adapter: MiniportBlock) -> None:
         """NdisMSendComplete / NdisMSendResourcesAvailable on a serialized adapter: the queue

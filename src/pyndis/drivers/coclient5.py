@@ -1,0 +1,628 @@
+"""A CoNDIS 5.1 client protocol: opens the ATM address family, makes and takes calls, sends.
+
+Theory of operation
+-------------------
+The client binds to every ATM adapter it is offered (``NdisOpenAdapter`` with NdisMediumAtm).
+When NDIS offers the ATM address family (``ProtocolCoAfRegisterNotify``) it opens it and, if
+given a ``sap`` selector, registers that SAP so the call manager can offer it incoming calls.
+Everything a call needs is in a :class:`ClientVc` (the ProtocolVcContext); its ``state`` reads
+``created -> calling -> connected -> closing -> closed -> deleted`` (or ``offered -> accepted ->
+connected`` for an incoming call; ``failed`` when a call could not be made).
+
+Sending. ``send(vc, payloads)`` describes each payload with one buffer (no copy), chains it to a
+packet of the client's pool and hands the whole array to ``NdisCoSendPackets``. What
+``ProtocolCoSendComplete`` does with a packet is the ``reuse`` policy, which is where the
+documented reuse guidance becomes checkable:
+
+============  ==========================================================================
+``free``       unchain and free the buffers, free the packet (the default)
+``proper``     unchain the buffers (and free them), ``NdisReinitializePacket``, zero the
+               OOB block through ``NDIS_OOB_DATA_FROM_PACKET``; keep the packet for reuse
+``reinit_first`` (buggy) ``NdisReinitializePacket`` before unchaining: the buffers are lost
+               and show up as leaks in the buffer pool
+``zero_packet``  (buggy) ``NdisZeroMemory(packet)`` instead of its OOB block: the descriptor
+               is destroyed and its next use raises PY-ZEROED-PACKET
+============  ==========================================================================
+
+For bulk traffic a VC can carry a :class:`StreamSender` instead: a fixed window of packets,
+each chaining an 8-byte header buffer (sender id, sequence number) and a body buffer over a
+shared pattern whose length varies with the sequence number; a completed packet is rewritten in
+place and sent again (descriptor reuse without reinitialisation: the chain stays the same). The
+receiving side's :class:`StreamChecker` checks every frame: sequence in order, every byte equal
+to what the sender built.
+
+Receiving: ``ProtocolCoReceivePacket`` hands the data to the VC's checker or ``on_receive``
+callback and returns 0, unless ``hold_receives`` is set (then it keeps the packet, returns 1, and
+``return_held()`` gives it back through ``NdisReturnPackets``; a packet indicated with
+NDIS_STATUS_RESOURCES is never kept). Incoming calls are answered per ``accept``: ``accept``,
+``reject``, or ``pend`` (answered from a DPC with NdisClIncomingCallComplete). An incoming close
+is answered with NdisClCloseCall (rule 34). ``ProtocolUnbindAdapter`` closes every call, deletes
+the VCs, deregisters the SAP and closes the AF before closing the binding, waiting for each step.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..constants import NdisMediumAtm
+from ..errors import Culprit
+from ..mdl import NdisAdjustBufferLength, NdisAllocateBuffer, NdisFreeBuffer, NdisQueryBuffer
+from ..packet import (
+    NDIS_OOB_DATA_FROM_PACKET,
+    NDIS_PACKET,
+    NdisChainBufferAtBack,
+    NdisUnchainBufferAtFront,
+    NdisZeroMemory,
+    packet_bytes,
+)
+from ..pools import NdisAllocatePacket, NdisFreePacket, NdisReinitializePacket
+from ..status import NDIS_STATUS
+from .atmsig import ATM_ADDRESS_FAMILY, atm_sap
+
+if TYPE_CHECKING:
+    from ..library.binding import OpenBlock
+    from ..library.covc import (
+        CO_ADDRESS_FAMILY,
+        CO_CALL_PARAMETERS,
+        CO_SAP,
+        AfBlock,
+        SapBlock,
+        VirtualConnection,
+    )
+    from ..library.drivers import DriverBlock
+    from ..library.kernel import Ndis
+    from ..mdl import MDL, BufferPool
+    from ..pools import PacketPool
+
+_SUCCESS = NDIS_STATUS.SUCCESS
+_PENDING = NDIS_STATUS.PENDING
+_RESOURCES = NDIS_STATUS.RESOURCES
+REUSE_POLICIES = ("free", "proper", "reinit_first", "zero_packet")
+#: The stream header: sender id, sequence number.
+STREAM_HEADER = struct.Struct(">II")
+
+
+class ClientBinding:
+    """The client's ProtocolBindingContext (and ProtocolAfContext, ProtocolSapContext)."""
+
+    def __init__(self, client: CoClient5, device: str) -> None:
+        self.client = client
+        self.device = device
+        self.handle: OpenBlock | None = None
+        self.af: AfBlock | None = None
+        self.sap: SapBlock | None = None
+        self.vcs: list[ClientVc] = []
+        self.statuses: list[int] = []
+        self.receive_completes = 0
+        self.closing = False
+
+    def __repr__(self) -> str:
+        return f"<ClientBinding {self.device!r} vcs={len(self.vcs)}>"
+
+
+class ClientVc:
+    """The client's ProtocolVcContext."""
+
+    def __init__(self, binding: ClientBinding, incoming: bool) -> None:
+        self.binding = binding
+        self.incoming = incoming
+        self.handle: VirtualConnection | None = None
+        self.state = "offered" if incoming else "created"
+        self.call_status: int | None = None
+        self.params: CO_CALL_PARAMETERS | None = None
+        self.sent = 0
+        self.completed = 0
+        self.by_status: dict[int, int] = {}
+        self.received: list[bytes] = []
+        self.received_count = 0
+        self.held: list[NDIS_PACKET] = []
+        self.stream: StreamSender | None = None
+        self.checker: StreamChecker | None = None
+
+    def __repr__(self) -> str:
+        return f"<ClientVc {self.state} sent={self.sent} completed={self.completed}>"
+
+
+class CoClient5:
+    """The client protocol driver (NDIS 5.1, connection-oriented)."""
+
+    NDIS_VERSION = (5, 1)
+    ndis: Ndis
+
+    def __init__(
+        self,
+        *,
+        name: str = "coclient5",
+        sap: bytes | None = None,
+        accept: str = "accept",
+        reuse: str = "free",
+        hold_receives: bool = False,
+        keep_data: bool = True,
+        packets: int = 1024,
+        buffers: int = 2048,
+    ) -> None:
+        if reuse not in REUSE_POLICIES or accept not in ("accept", "reject", "pend"):
+            raise ValueError(f"coclient5: bad reuse {reuse!r} or accept {accept!r}")
+        self.name = name
+        self.sap = sap
+        self.accept = accept
+        self.reuse = reuse
+        self.hold_receives = hold_receives
+        self.keep_data = keep_data
+        self.packet_count = packets
+        self.buffer_count = buffers
+        self.handle: DriverBlock | None = None
+        self.packet_pool: PacketPool | None = None
+        self.buffer_pool: BufferPool | None = None
+        self.bindings: dict[str, ClientBinding] = {}
+        self._deferred: list[str] = []
+        self.spare: list[NDIS_PACKET] = []
+        #: callbacks: on_connected(vc), on_receive(vc, data), on_send_complete(vc, packet, status)
+        self.on_connected: Callable[[ClientVc], None] | None = None
+        self.on_receive: Callable[[ClientVc, bytes], None] | None = None
+        self.on_send_complete: Callable[[ClientVc, NDIS_PACKET, int], None] | None = None
+        self.incoming: list[ClientVc] = []
+
+    # --- DriverEntry and binding ------------------------------------------------------------------
+    def register(self, ndis: Ndis) -> NDIS_STATUS:
+        """DriverEntry: pools, NdisRegisterProtocol, then bind what was offered meanwhile."""
+        self.ndis = ndis
+        status, self.packet_pool = ndis.NdisAllocatePacketPool(self.packet_count, 16)
+        if status != _SUCCESS:
+            return status
+        status, self.buffer_pool = ndis.NdisAllocateBufferPool(self.buffer_count)
+        status, handle = ndis.NdisRegisterProtocol(self, 5, 1, self.name)
+        if status != _SUCCESS:
+            return status
+        self.handle = handle
+        for device in self._deferred:
+            self._bind(device)
+        self._deferred.clear()
+        return status
+
+    def ProtocolBindAdapter(
+        self, BindContext: Any, DeviceName: str, SystemSpecific1: Any, SystemSpecific2: Any
+    ) -> NDIS_STATUS:
+        if self.handle is None:
+            self._deferred.append(DeviceName)
+            return _PENDING
+        return self._bind(DeviceName)
+
+    def _bind(self, device: str) -> NDIS_STATUS:
+        assert self.handle is not None
+        ctx = ClientBinding(self, device)
+        status, _error, binding, _index = self.ndis.NdisOpenAdapter(
+            self.handle, ctx, [NdisMediumAtm], device
+        )
+        if status == _SUCCESS and binding is not None:
+            ctx.handle = binding
+            self.bindings[device] = ctx
+        return NDIS_STATUS(status)
+
+    def ProtocolUnbindAdapter(
+        self, NdisBindingHandle: OpenBlock, ProtocolBindingContext: Any
+    ) -> None:
+        """Close every call, delete the VCs, deregister the SAP, close the AF (waiting for each
+        completion, as a real unbind handler waits on an event at PASSIVE_LEVEL), then close
+        the binding."""
+        ctx: ClientBinding = ProtocolBindingContext
+        self.teardown(ctx)
+        self.ndis.wait_until(
+            lambda: ctx.af is None, f"{self.name}: teardown of {ctx!r}", Culprit.MINIPORT
+        )
+        self.bindings.pop(ctx.device, None)
+        assert ctx.handle is not None
+        self.ndis.NdisCloseAdapter(ctx.handle)
+
+    def ProtocolCloseAdapterComplete(self, ProtocolBindingContext: Any, Status: int) -> None:
+        pass
+
+    def ProtocolStatus(self, ProtocolBindingContext: Any, Status: int, *rest: Any) -> None:
+        ProtocolBindingContext.statuses.append(Status)
+
+    def ProtocolCoStatus(
+        self, ProtocolBindingContext: Any, ProtocolVcContext: Any, Status: int, *rest: Any
+    ) -> None:
+        ProtocolBindingContext.statuses.append(Status)
+
+    def ProtocolReceiveComplete(self, ProtocolBindingContext: Any) -> None:
+        ProtocolBindingContext.receive_completes += 1
+
+    # --- the address family and the SAP -----------------------------------------------------------
+    def ProtocolCoAfRegisterNotify(
+        self, ProtocolBindingContext: ClientBinding, AddressFamily: CO_ADDRESS_FAMILY
+    ) -> None:
+        ctx = ProtocolBindingContext
+        if AddressFamily.AddressFamily != ATM_ADDRESS_FAMILY.AddressFamily or ctx.af is not None:
+            return
+        assert ctx.handle is not None
+        status, af = self.ndis.NdisClOpenAddressFamily(ctx.handle, AddressFamily, ctx, None, 0)
+        if status != _PENDING:
+            self.ProtocolClOpenAfComplete(status, ctx, af)
+
+    def ProtocolClOpenAfComplete(
+        self, Status: int, ProtocolAfContext: ClientBinding, NdisAfHandle: AfBlock | None
+    ) -> None:
+        ctx = ProtocolAfContext
+        if Status != _SUCCESS or NdisAfHandle is None:
+            return
+        ctx.af = NdisAfHandle
+        if self.sap is not None:
+            status, sap = self.ndis.NdisClRegisterSap(NdisAfHandle, ctx, atm_sap(self.sap))
+            if status != _PENDING:
+                self.ProtocolClRegisterSapComplete(status, ctx, atm_sap(self.sap), sap)
+
+    def ProtocolClRegisterSapComplete(
+        self, Status: int, ProtocolSapContext: ClientBinding, Sap: CO_SAP, NdisSapHandle: Any
+    ) -> None:
+        if Status == _SUCCESS:
+            ProtocolSapContext.sap = NdisSapHandle
+
+    def ProtocolClDeregisterSapComplete(self, Status: int, ProtocolSapContext: Any) -> None:
+        ProtocolSapContext.sap = None
+        self._teardown_step(ProtocolSapContext)
+
+    def ProtocolClCloseAfComplete(self, Status: int, ProtocolAfContext: Any) -> None:
+        ProtocolAfContext.af = None
+
+    # --- VCs and calls ----------------------------------------------------------------------------
+    def make_call(self, ctx: ClientBinding, params: CO_CALL_PARAMETERS) -> ClientVc:
+        """NdisCoCreateVc + NdisClMakeCall; the VC's ``state`` says how it went."""
+        vc = ClientVc(ctx, incoming=False)
+        vc.params = params
+        assert ctx.handle is not None
+        status, handle = self.ndis.NdisCoCreateVc(ctx.handle, ctx.af, vc)
+        if status != _SUCCESS or handle is None:
+            vc.state, vc.call_status = "failed", status
+            return vc
+        vc.handle = handle
+        ctx.vcs.append(vc)
+        vc.state = "calling"
+        status = self.ndis.NdisClMakeCall(handle, params, None)
+        if status != _PENDING:
+            self.ProtocolClMakeCallComplete(status, vc, None, params)
+        return vc
+
+    def ProtocolClMakeCallComplete(
+        self, Status: int, ProtocolVcContext: ClientVc, NdisPartyHandle: Any, CallParameters: Any
+    ) -> None:
+        vc = ProtocolVcContext
+        vc.call_status = Status
+        if Status == _SUCCESS:
+            vc.state = "connected"
+            if self.on_connected is not None:
+                self.on_connected(vc)
+        else:
+            vc.state = "failed"
+            self._delete(vc)
+
+    def ProtocolCoCreateVc(
+        self, ProtocolAfContext: ClientBinding, NdisVcHandle: VirtualConnection
+    ) -> tuple[NDIS_STATUS, ClientVc]:
+        """The call manager creates a VC for an incoming call (never pends, rule 28)."""
+        vc = ClientVc(ProtocolAfContext, incoming=True)
+        vc.handle = NdisVcHandle
+        ProtocolAfContext.vcs.append(vc)
+        return _SUCCESS, vc
+
+    def ProtocolCoDeleteVc(self, ProtocolVcContext: ClientVc) -> NDIS_STATUS:
+        vc = ProtocolVcContext
+        vc.state = "deleted"
+        if vc in vc.binding.vcs:
+            vc.binding.vcs.remove(vc)
+        self._teardown_step(vc.binding)
+        return _SUCCESS
+
+    def ProtocolClIncomingCall(
+        self, ProtocolSapContext: Any, ProtocolVcContext: ClientVc, CallParameters: Any
+    ) -> NDIS_STATUS:
+        vc = ProtocolVcContext
+        vc.params = CallParameters
+        self.incoming.append(vc)
+        if self.accept == "reject":
+            vc.state = "rejected"
+            return NDIS_STATUS.NOT_ACCEPTED
+        if self.accept == "pend":
+            ndis = self.ndis
+            ndis.scheduler.queue_dpc(self._answer, vc, label="client-answer")
+            return _PENDING
+        vc.state = "accepted"
+        return _SUCCESS
+
+    def _answer(self, vc: ClientVc) -> None:
+        assert vc.handle is not None
+        vc.state = "accepted"
+        self.ndis.NdisClIncomingCallComplete(_SUCCESS, vc.handle, vc.params)
+
+    def ProtocolClCallConnected(self, ProtocolVcContext: ClientVc) -> None:
+        vc = ProtocolVcContext
+        vc.state = "connected"
+        if self.on_connected is not None:
+            self.on_connected(vc)
+
+    def close_call(self, vc: ClientVc) -> NDIS_STATUS:
+        """NdisClCloseCall (the client waits for its sends first, rule 32, unless told not to)."""
+        assert vc.handle is not None
+        vc.state = "closing"
+        status = self.ndis.NdisClCloseCall(vc.handle, None, None, 0)
+        if status != _PENDING:
+            self.ProtocolClCloseCallComplete(status, vc, None)
+        return status
+
+    def ProtocolClIncomingCloseCall(
+        self, CloseStatus: int, ProtocolVcContext: ClientVc, CloseData: Any, Size: int
+    ) -> None:
+        """Whatever the status, the client may no longer send and must close (rule 34)."""
+        self.close_call(ProtocolVcContext)
+
+    def ProtocolClCloseCallComplete(
+        self, Status: int, ProtocolVcContext: ClientVc, ProtocolPartyContext: Any
+    ) -> None:
+        vc = ProtocolVcContext
+        vc.state = "closed"
+        if not vc.incoming:
+            self._delete(vc)  # the creator deletes (rule 33); the CM deletes its own VCs
+
+    def _delete(self, vc: ClientVc) -> None:
+        if vc.handle is not None and self.ndis.NdisCoDeleteVc(vc.handle) == _SUCCESS:
+            vc.state = "deleted"
+            if vc in vc.binding.vcs:
+                vc.binding.vcs.remove(vc)
+            self._teardown_step(vc.binding)
+
+    # --- teardown ---------------------------------------------------------------------------------
+    def teardown(self, ctx: ClientBinding) -> None:
+        """Start closing everything on a binding: calls, VCs, SAP, AF (see ``af`` go None)."""
+        ctx.closing = True
+        for vc in list(ctx.vcs):
+            if vc.state == "connected":
+                self.close_call(vc)
+            elif vc.state in ("created", "failed", "closed") and not vc.incoming:
+                self._delete(vc)
+        self._teardown_step(ctx)
+
+    def _teardown_step(self, ctx: ClientBinding) -> None:
+        if not ctx.closing or ctx.vcs or ctx.af is None:
+            return
+        if ctx.sap is not None:
+            sap, ctx.sap = ctx.sap, None
+            if self.ndis.NdisClDeregisterSap(sap) == _PENDING:
+                ctx.sap = sap  # ProtocolClDeregisterSapComplete continues
+                return
+        af = ctx.af
+        if self.ndis.NdisClCloseAddressFamily(af) != _PENDING:
+            ctx.af = None
+
+    # --- sending ----------------------------------------------------------------------------------
+    def send(self, vc: ClientVc, payloads: Sequence[bytes | bytearray | memoryview]) -> None:
+        """One NdisCoSendPackets for all ``payloads`` (one packet and one buffer each)."""
+        assert vc.handle is not None and self.packet_pool is not None
+        array = []
+        for payload in payloads:
+            packet = self.spare.pop() if self.spare else None
+            if packet is None:
+                status, packet = NdisAllocatePacket(self.packet_pool)
+                if status != _SUCCESS or packet is None:
+                    raise RuntimeError(f"{self.name}: packet pool exhausted ({status!r})")
+            assert self.buffer_pool is not None
+            status, buffer = NdisAllocateBuffer(self.buffer_pool, payload, len(payload))
+            if status != _SUCCESS or buffer is None:
+                raise RuntimeError(f"{self.name}: buffer pool exhausted ({status!r})")
+            NdisChainBufferAtBack(packet, buffer)
+            array.append(packet)
+        vc.sent += len(array)
+        self.ndis.NdisCoSendPackets(vc.handle, array, len(array))
+
+    def ProtocolCoSendComplete(
+        self, Status: int, ProtocolVcContext: ClientVc, Packet: NDIS_PACKET
+    ) -> None:
+        vc = ProtocolVcContext
+        vc.completed += 1
+        vc.by_status[Status] = vc.by_status.get(Status, 0) + 1
+        if self.on_send_complete is not None:
+            self.on_send_complete(vc, Packet, Status)
+        if vc.stream is not None and vc.stream.owns(Packet):
+            vc.stream.completed(Packet, Status)
+        else:
+            self.recycle(Packet)
+
+    def recycle(self, packet: NDIS_PACKET) -> None:
+        """Prepare a completed packet for reuse, or free it, per the ``reuse`` policy."""
+        policy = self.reuse
+        if policy == "reinit_first":  # the documented mistake: the chain head is gone
+            NdisReinitializePacket(packet)
+            self.spare.append(packet)
+            return
+        if policy == "zero_packet":  # the other one: the descriptor is destroyed
+            self._free_buffers(packet)
+            NdisZeroMemory(packet)
+            self.spare.append(packet)
+            return
+        self._free_buffers(packet)
+        if policy == "free":
+            NdisFreePacket(packet)
+        else:
+            NdisReinitializePacket(packet)
+            NdisZeroMemory(NDIS_OOB_DATA_FROM_PACKET(packet))
+            self.spare.append(packet)
+
+    @staticmethod
+    def _free_buffers(packet: NDIS_PACKET) -> None:
+        buffer = NdisUnchainBufferAtFront(packet)
+        while buffer is not None:
+            NdisFreeBuffer(buffer)
+            buffer = NdisUnchainBufferAtFront(packet)
+
+    def free_spares(self) -> None:
+        """Free the packets kept for reuse (their buffers are already gone)."""
+        while self.spare:
+            NdisFreePacket(self.spare.pop())
+
+    # --- receiving --------------------------------------------------------------------------------
+    def ProtocolCoReceivePacket(
+        self, ProtocolBindingContext: Any, ProtocolVcContext: ClientVc, Packet: NDIS_PACKET
+    ) -> int:
+        vc = ProtocolVcContext
+        vc.received_count += 1
+        if vc.checker is not None:
+            vc.checker.check(Packet)
+        else:
+            data = packet_bytes(Packet)
+            if self.keep_data:
+                vc.received.append(data)
+            if self.on_receive is not None:
+                self.on_receive(vc, data)
+        if self.hold_receives and Packet.oob.Status != _RESOURCES:
+            vc.held.append(Packet)
+            return 1
+        return 0
+
+    def return_held(self, vc: ClientVc) -> int:
+        """NdisReturnPackets for every packet ``vc`` kept."""
+        held, vc.held = vc.held, []
+        if held:
+            self.ndis.NdisReturnPackets(held, len(held))
+        return len(held)
+
+
+class StreamSender:
+    """Bulk, in-order traffic on one VC with a fixed window of reused descriptors."""
+
+    def __init__(
+        self,
+        client: CoClient5,
+        vc: ClientVc,
+        sender_id: int,
+        count: int,
+        pattern: bytes,
+        *,
+        window: int = 64,
+        batch: int = 16,
+        body_sizes: Sequence[int] = (40, 200, 1000),
+    ) -> None:
+        assert client.packet_pool is not None and client.buffer_pool is not None
+        self.client = client
+        self.vc = vc
+        self.sender_id = sender_id
+        self.count = count
+        self.next_seq = 0
+        self.done = 0
+        self.statuses: dict[int, int] = {}
+        self.batch = batch
+        self.body_sizes = tuple(body_sizes)
+        self.free: list[NDIS_PACKET] = []
+        self.headers: dict[NDIS_PACKET, tuple[bytearray, MDL]] = {}
+        self.bodies: dict[NDIS_PACKET, MDL] = {}
+        #: completions seen per sequence number (exactly one each, when all is well)
+        self.completions = bytearray(count)
+        for _ in range(window):
+            _status, packet = NdisAllocatePacket(client.packet_pool)
+            header = bytearray(STREAM_HEADER.size)
+            _status, h_mdl = NdisAllocateBuffer(client.buffer_pool, header, len(header))
+            _status, b_mdl = NdisAllocateBuffer(client.buffer_pool, pattern, len(pattern))
+            if packet is None or h_mdl is None or b_mdl is None:
+                raise RuntimeError("StreamSender: pools too small for the window")
+            NdisChainBufferAtBack(packet, h_mdl)
+            NdisChainBufferAtBack(packet, b_mdl)
+            self.headers[packet] = (header, h_mdl)
+            self.bodies[packet] = b_mdl
+            self.free.append(packet)
+        vc.stream = self
+
+    def owns(self, packet: NDIS_PACKET) -> bool:
+        return packet in self.bodies
+
+    def body_size(self, seq: int) -> int:
+        sizes = self.body_sizes
+        return sizes[seq % len(sizes)] + seq % 7
+
+    def pump(self) -> None:
+        """Send as many full batches (or the tail) as the free descriptors allow."""
+        vc = self.vc
+        assert vc.handle is not None
+        send = self.client.ndis.NdisCoSendPackets
+        pack = STREAM_HEADER.pack_into
+        while self.next_seq < self.count and self.free:
+            n = min(self.batch, self.count - self.next_seq)
+            if len(self.free) < n:
+                return
+            array = [self.free.pop() for _ in range(n)]
+            for packet in array:
+                header, _mdl = self.headers[packet]
+                pack(header, 0, self.sender_id, self.next_seq)
+                NdisAdjustBufferLength(self.bodies[packet], self.body_size(self.next_seq))
+                self.next_seq += 1
+            vc.sent += n
+            send(vc.handle, array, n)
+
+    def completed(self, packet: NDIS_PACKET, status: int) -> None:
+        self.done += 1
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        header, _mdl = self.headers[packet]
+        seq = STREAM_HEADER.unpack_from(header)[1]
+        if self.completions[seq] < 255:
+            self.completions[seq] += 1
+        self.free.append(packet)
+        if len(self.free) >= self.batch or self.count - self.next_seq < self.batch:
+            self.pump()
+
+    @property
+    def finished(self) -> bool:
+        return self.done == self.count and self.next_seq == self.count
+
+    def release(self) -> None:
+        """Free every descriptor (all must be back)."""
+        if len(self.free) != len(self.bodies):
+            raise RuntimeError("StreamSender.release with sends outstanding")
+        for packet in self.free:
+            for mdl in (NdisUnchainBufferAtFront(packet), NdisUnchainBufferAtFront(packet)):
+                assert mdl is not None
+                NdisFreeBuffer(mdl)
+            NdisFreePacket(packet)
+        self.free.clear()
+        self.bodies.clear()
+        self.headers.clear()
+        self.vc.stream = None
+
+
+class StreamChecker:
+    """Checks one VC's received stream: in order, every byte as the sender built it."""
+
+    def __init__(self, vc: ClientVc, sender_id: int, pattern: bytes, sender: StreamSender) -> None:
+        self.vc = vc
+        self.sender_id = sender_id
+        self.pattern = memoryview(pattern)
+        self.sizer = sender.body_size
+        self.expected = 0
+        self.bytes = 0
+        self.errors: list[str] = []
+        vc.checker = self
+
+    def check(self, packet: NDIS_PACKET) -> None:
+        head = packet.Private.Head
+        if head is not None and head.Next is None:
+            data, _length = NdisQueryBuffer(head)
+        else:
+            data = memoryview(packet_bytes(packet))
+        sender, seq = STREAM_HEADER.unpack_from(data)
+        size = self.sizer(seq)
+        body = data[STREAM_HEADER.size :]
+        if sender != self.sender_id or seq != self.expected:
+            self.errors.append(f"got {sender}/{seq}, expected {self.sender_id}/{self.expected}")
+        elif len(body) != size or body != self.pattern[:size]:
+            self.errors.append(f"payload of {sender}/{seq} differs")
+        self.expected = seq + 1
+        self.bytes += len(data)
+
+
+__all__ = [
+    "REUSE_POLICIES",
+    "STREAM_HEADER",
+    "ClientBinding",
+    "ClientVc",
+    "CoClient5",
+    "StreamChecker",
+    "StreamSender",
+]
