@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 Hardware, as the driver sees it: one link (a :class:`~pyndis.wire.Wire` port) at ``link_bps``;
-a transmit scheduler that takes one frame from each VC with something queued, round robin, and
-puts up to ``tx_burst`` of them on the link as one burst (each frame tagged ``>II``: VCI,
+a transmit scheduler that takes ``tx_quantum`` frames from each VC with something queued, round
+robin, and puts up to ``tx_burst`` of them on the link as one burst (each frame tagged ``>II``: VCI,
 length); a receive side that splits a burst and DMAs each frame into one of ``rx_packets``
 receive buffers. A burst occupies the link for its serialization time; the next one waits.
 
@@ -32,6 +32,7 @@ With ``integrated_cm=False`` it is a plain CoNDIS miniport for the stand-alone C
 
 Registry keywords (``ndis.add_adapter(handle, name, **kw)``): ``wire``; ``integrated_cm``
 (True); ``vci_range`` ((32, 4095)); ``link_bps`` (155_520_000); ``tx_burst`` (32);
+``tx_quantum`` (1: frames a VC may put in a burst per round-robin turn);
 ``early_complete`` (False); ``completion`` ("fifo"); ``rx_packets`` (256); ``rx_low_water`` (0);
 ``max_sdu`` (9180); ``activate_pending`` (False); ``deactivate_mode`` ("drain"); ``cm_pend``
 (False: the MCM answers ProtocolCmOpenAf/RegisterSap at once); ``drop_every`` (0: N > 0 never
@@ -163,6 +164,7 @@ class AtmAdapter:
         get = config.get
         self.link_bps = int(get("link_bps", 155_520_000))
         self.tx_burst = int(get("tx_burst", 32))
+        self.tx_quantum = max(1, int(get("tx_quantum", 1)))
         self.early_complete = bool(get("early_complete", False))
         self.completion = str(get("completion", "fifo"))
         self.rx_packets = int(get("rx_packets", 256))
@@ -323,20 +325,25 @@ class AtmAdapter:
         touched: list[AtmVc] = []
         pack = FRAME_HEADER.pack
         count = 0
-        while ready and count < self.tx_burst:
+        burst = self.tx_burst
+        quantum = self.tx_quantum
+        while ready and count < burst:
             vc = ready.popleft()
-            entry = vc.tx_queue.popleft()
-            if type(entry) is bytes:
-                data = entry
-            else:
-                assert isinstance(entry, NDIS_PACKET)
-                data = packet_bytes(entry)
-                done.append((vc, entry))
-            parts.append(pack(vc.vci, len(data)))
-            parts.append(data)
-            vc.tx_frames += 1
-            count += 1
-            if vc.tx_queue:
+            queue = vc.tx_queue
+            take = min(quantum, len(queue), burst - count)
+            for _ in range(take):
+                entry = queue.popleft()
+                if type(entry) is bytes:
+                    data = entry
+                else:
+                    assert isinstance(entry, NDIS_PACKET)
+                    data = packet_bytes(entry)
+                    done.append((vc, entry))
+                parts.append(pack(vc.vci, len(data)))
+                parts.append(data)
+            vc.tx_frames += take
+            count += take
+            if queue:
                 ready.append(vc)
             else:
                 vc.in_ready = False

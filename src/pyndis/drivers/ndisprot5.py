@@ -75,14 +75,14 @@ _PENDING = NDIS_STATUS.PENDING
 _RESOURCES = NDIS_STATUS.RESOURCES
 
 
+_BY_CODE: dict[int, NDIS_STATUS] = {int(member): member for member in NDIS_STATUS}
+
+
 def status_code(value: int) -> int:
     """An NDIS_STATUS member when the code is known, else the raw 32-bit code (a driver may
     choose its own failure codes, rule 16)."""
     code = int(value) & 0xFFFFFFFF
-    try:
-        return NDIS_STATUS(code)
-    except ValueError:
-        return code
+    return _BY_CODE.get(code, code)
 
 
 def _fragments(frame: Frame) -> Sequence[bytes | bytearray | memoryview]:
