@@ -11,13 +11,13 @@ from pyndis.constants import (
     DIRQL,
     DISPATCH_LEVEL,
     NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
+    NDIS_SEND_COMPLETE_FLAGS_SINGLE_QUEUE,
+    NDIS_SEND_COMPLETE_FLAGS_SWITCH_SINGLE_SOURCE,
     NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK,
     NDIS_SEND_FLAGS_DISPATCH_LEVEL,
     NDIS_SEND_FLAGS_SINGLE_QUEUE,
     NDIS_SEND_FLAGS_SWITCH_DESTINATION_GROUP,
     NDIS_SEND_FLAGS_SWITCH_SINGLE_SOURCE,
-    NDIS_SEND_COMPLETE_FLAGS_SINGLE_QUEUE,
-    NDIS_SEND_COMPLETE_FLAGS_SWITCH_SINGLE_SOURCE,
     Ieee8021QNetBufferListInfo,
     TcpIpChecksumNetBufferListInfo,
 )
@@ -31,6 +31,7 @@ from pyndis.errors import (
     NdisVersionError,
     ProtocolContractError,
 )
+from pyndis.library.drivers import DDI_VERSIONS, DriverBlock, DriverKind, check_version
 from pyndis.library.kernel import Ndis
 from pyndis.library.send6 import MODEL_COMPLETION_STATUSES, SEND_COMPLETION_STATUSES
 from pyndis.library.states import ADAPTER_TRANSITIONS, AdapterState, BindingState, move
@@ -727,3 +728,40 @@ def _run(seed: int) -> str:
 def test_same_seed_same_trace_different_seed_different_order() -> None:
     assert _run(7) == _run(7)
     assert _run(7) != _run(8)
+
+
+@pytest.mark.parametrize("ddi", sorted(DDI_VERSIONS))
+def test_rule_66_every_versioned_ddi_is_refused_to_the_other_generation(ddi: str) -> None:
+    major, replacement = DDI_VERSIONS[ddi]
+    for kind, culprit in (
+        (DriverKind.PROTOCOL, Culprit.PROTOCOL),
+        (DriverKind.MINIPORT, Culprit.MINIPORT),
+    ):
+        wrong = DriverBlock(object(), kind, (6, 0) if major == 5 else (5, 1), "drv", culprit)
+        with pytest.raises(NdisVersionError) as info:
+            check_version(wrong, ddi)
+        assert info.value.rule == ("R66" if major == 5 else "PY-VERSION")
+        assert info.value.culprit is culprit
+        assert ddi in str(info.value) and replacement in str(info.value)
+        if major == 5:
+            assert "0x7C" in str(info.value) and "0x15" in str(info.value)
+        right = DriverBlock(object(), kind, (major, 1 if major == 5 else 0), "drv", culprit)
+        check_version(right, ddi)  # no error
+
+
+def test_ndis6_miniport_ddis_are_refused_to_an_ndis5_miniport(s: Stack6) -> None:
+    from pyndis.drivers.null5 import NullMiniport
+
+    _, handle5 = s.ndis.NdisMRegisterMiniport(NullMiniport())
+    assert handle5 is not None
+    _, adapter5 = s.ndis.add_adapter(handle5, "old0", deserialized=True)
+    assert adapter5 is not None
+    nbl = s.protocol.nbl(None)
+    for call in (
+        lambda: s.ndis.NdisMSendNetBufferListsComplete(adapter5, nbl, 0),
+        lambda: s.ndis.NdisMIndicateReceiveNetBufferLists(adapter5, nbl, 0, 1, 0),
+    ):
+        with pytest.raises(NdisVersionError) as info:
+            call()
+        assert info.value.rule == "PY-VERSION" and info.value.culprit is Culprit.MINIPORT
+    assert nbl.ownership is Ownership.ALLOCATED

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
+from . import scenario5  # noqa: F401  (each scenario module registers itself)
 from .ddis import implemented_ddis
 from .scenarios import SCENARIOS, ScenarioResult, run_scenario
 

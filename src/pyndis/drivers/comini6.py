@@ -459,7 +459,7 @@ class CoMini6:
             nb.DataLength = len(payload)
             vc.received_frames += 1
             left = (a.rx_pool.limit or 0) - a.rx_pool.outstanding
-            if left <= a.low_rcbs:
+            if left < a.low_rcbs:
                 self.ndis.NdisMCoIndicateReceiveNetBufferLists(
                     vc.handle, nbl, 1, _RX_FLAGS | _RX_RESOURCES
                 )

@@ -32,8 +32,8 @@ Life cycle::
 
 Receive: a frame from the wire (``wire=`` keyword) is copied into a receive NBL from a pool
 whose ``limit`` is ``rcbs`` (the receive buffers): no free buffer, the frame is dropped. With
-``low_rcbs`` or fewer buffers left, it is indicated with NDIS_RECEIVE_FLAGS_RESOURCES and freed
-as soon as the indication returns; otherwise MiniportReturnNetBufferLists frees it.
+fewer than ``low_rcbs`` buffers left, it is indicated with NDIS_RECEIVE_FLAGS_RESOURCES and
+freed as soon as the indication returns; otherwise MiniportReturnNetBufferLists frees it.
 
 Registry keywords (``ndis.add_adapter(handle, name, **keywords)``): ``address``, ``wire``,
 ``tcbs`` (16), ``dpc_batch`` (64), ``tx_ns`` (1000), ``jitter_ns`` (0), ``coalesce_ns`` (0: the
@@ -490,7 +490,7 @@ class NetVMini6:
             nb.DataLength = len(frame)
             a.rx_frames += 1
             left = (a.rx_pool.limit or 0) - a.rx_pool.outstanding
-            if left <= a.low_rcbs:
+            if left < a.low_rcbs:
                 a.rx_resources += 1
                 self.ndis.NdisMIndicateReceiveNetBufferLists(
                     a.handle, nbl, 0, 1, _RX_FLAGS | _RX_RESOURCES
