@@ -388,7 +388,7 @@ class NdisProt5:
         """Never called in the model (NdisOpenAdapter completes synchronously)."""
 
     def ProtocolUnbindAdapter(
-        self, UnbindContext: Any, ProtocolBindingContext: NdisProtOpen
+        self, ProtocolBindingContext: NdisProtOpen, UnbindContext: Any
     ) -> NDIS_STATUS:
         """ProtocolUnbindAdapter -> NdisCloseAdapter -> SUCCESS (pools freed now) | PENDING
         (-> ProtocolCloseAdapterComplete once the last send came back, pools freed then)."""

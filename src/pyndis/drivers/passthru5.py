@@ -303,7 +303,7 @@ class Passthru5:
             self.bind_failures.append((virtual_name, NDIS_STATUS(status)))
         return NDIS_STATUS(status)
 
-    def ProtocolUnbindAdapter(self, UnbindContext: Any, ProtocolBindingContext: PtAdapter) -> None:
+    def ProtocolUnbindAdapter(self, ProtocolBindingContext: PtAdapter, UnbindContext: Any) -> None:
         """ProtocolUnbindAdapter -> remove the virtual adapter (its protocols unbind, its
         miniport halts) -> NdisCloseAdapter below -> [ProtocolCloseAdapterComplete] -> free."""
         pt = ProtocolBindingContext

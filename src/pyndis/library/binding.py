@@ -234,9 +234,20 @@ class BindingDdis:
             return
         if binding.protocol.major >= 6 and binding.state is BindingState.RUNNING:
             self.pause_binding(binding)
-        name = "ProtocolUnbindAdapter" if binding.protocol.major == 5 else "ProtocolUnbindAdapterEx"
-        if binding.protocol.has(name):
-            ndis.call(binding.protocol, name, binding, binding.ProtocolBindingContext)
+        if binding.protocol.major == 5:
+            # ProtocolUnbindAdapter(&Status, ProtocolBindingContext, UnbindContext)
+            if binding.protocol.has("ProtocolUnbindAdapter"):
+                ndis.call(
+                    binding.protocol,
+                    "ProtocolUnbindAdapter",
+                    binding.ProtocolBindingContext,
+                    binding,
+                )
+        elif binding.protocol.has("ProtocolUnbindAdapterEx"):
+            # ProtocolUnbindAdapterEx(UnbindContext, ProtocolBindingContext)
+            ndis.call(
+                binding.protocol, "ProtocolUnbindAdapterEx", binding, binding.ProtocolBindingContext
+            )
         if binding.state not in (BindingState.CLOSING, BindingState.CLOSED):
             if binding.protocol.major == 5:
                 self.NdisCloseAdapter(binding)
