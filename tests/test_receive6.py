@@ -180,7 +180,7 @@ def test_indication_count_must_match_the_chain(s: Stack6) -> None:
     nbls = [rx_nbl(pool, make_frame()) for _ in range(2)]
     with pytest.raises(MiniportContractError) as info:
         s.ndis.NdisMIndicateReceiveNetBufferLists(s.adapter, link_nbls(nbls), 0, 3, 0)
-    assert info.value.rule == "PY-RECEIVE-COUNT"
+    assert info.value.rule == "PY-NBL-COUNT"
     with pytest.raises(MiniportContractError):
         s.ndis.NdisMIndicateReceiveNetBufferLists(s.adapter, link_nbls(nbls), 0, 1, 0)
     assert {n.ownership for n in nbls} == {Ownership.ALLOCATED}  # nothing moved

@@ -765,3 +765,31 @@ def test_ndis6_miniport_ddis_are_refused_to_an_ndis5_miniport(s: Stack6) -> None
             call()
         assert info.value.rule == "PY-VERSION" and info.value.culprit is Culprit.MINIPORT
     assert nbl.ownership is Ownership.ALLOCATED
+
+
+def test_several_threads_may_send_and_complete_at_once() -> None:
+    import threading
+
+    s = build_stack(mode="inline", verifier=False)
+    chains = [s.protocol.chain(s.ctx, 8) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def worker(nbls: list[NET_BUFFER_LIST]) -> None:
+        try:
+            for _ in range(200):
+                for nbl in nbls:
+                    nbl.Status = NDIS_STATUS.SUCCESS
+                s.protocol.send(s.ctx, nbls)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chains]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert s.ctx.binding is not None
+    assert s.ctx.binding.counters.sent == s.ctx.binding.counters.completed == 4 * 200 * 8
+    assert s.adapter.outstanding == 0
+    s.ndis.assert_nothing_lost()

@@ -353,13 +353,18 @@ class AtmAdapter:
         self.tx_free_at = sched.now_ns + len(frame) * 8 * 1_000_000_000 // self.link_bps
         self.counters["tx_bursts"] += 1
         self.counters["tx_bytes"] += len(frame)
-        if self.port is not None:
-            self.port.transmit(frame)
-        if done:
-            sched.call_at(self.tx_free_at, self._complete, done, _SUCCESS, label="atm-tx-done")
+        # the burst is on the wire once its last bit has left: then it travels, and its
+        # packets complete (the transmit-done interrupt's DPC)
+        sched.call_at(self.tx_free_at, self._transmitted, frame, done, label="atm-tx-done")
         for vc in touched:
             self._check_drained(vc)
         self._kick()
+
+    def _transmitted(self, frame: bytes, done: list[tuple[AtmVc, NDIS_PACKET]]) -> None:
+        if self.port is not None and not self.halted:
+            self.port.transmit(frame)
+        if done:
+            self._complete(done, _SUCCESS)
 
     def _complete(self, batch: list[tuple[AtmVc, NDIS_PACKET]], status: NDIS_STATUS) -> None:
         """Completion DPC: NdisMCoSendComplete for a batch, in the configured order."""

@@ -253,9 +253,7 @@ class CmProto5:
             ctx.open_signalling()
         return NDIS_STATUS(status)
 
-    def ProtocolUnbindAdapter(
-        self, NdisBindingHandle: OpenBlock, ProtocolBindingContext: Any
-    ) -> None:
+    def ProtocolUnbindAdapter(self, ProtocolBindingContext: Any, UnbindContext: Any) -> None:
         """Take the signalling VC down (waiting for it), then close the binding."""
         ctx: CmBinding = ProtocolBindingContext
         finished: list[bool] = []
@@ -264,7 +262,8 @@ class CmProto5:
             lambda: bool(finished), f"{self.name}: signalling VC down", Culprit.MINIPORT
         )
         self.bindings.pop(ctx.device, None)
-        self.ndis.NdisCloseAdapter(NdisBindingHandle)
+        assert ctx.handle is not None
+        self.ndis.NdisCloseAdapter(ctx.handle)
 
     def ProtocolCloseAdapterComplete(self, ProtocolBindingContext: Any, Status: int) -> None:
         pass

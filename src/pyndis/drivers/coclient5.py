@@ -46,7 +46,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..constants import NdisMediumAtm
+from ..constants import PASSIVE_LEVEL, NdisMediumAtm
 from ..errors import Culprit
 from ..mdl import NdisAdjustBufferLength, NdisAllocateBuffer, NdisFreeBuffer, NdisQueryBuffer
 from ..packet import (
@@ -58,6 +58,7 @@ from ..packet import (
     packet_bytes,
 )
 from ..pools import NdisAllocatePacket, NdisFreePacket, NdisReinitializePacket
+from ..scheduler import PRIORITY_PASSIVE
 from ..status import NDIS_STATUS
 from .atmsig import ATM_ADDRESS_FAMILY, atm_sap
 
@@ -120,6 +121,8 @@ class ClientVc:
         self.held: list[NDIS_PACKET] = []
         self.stream: StreamSender | None = None
         self.checker: StreamChecker | None = None
+        #: teardown waits for this VC's sends, then closes the call
+        self.close_when_idle = False
 
     def __repr__(self) -> str:
         return f"<ClientVc {self.state} sent={self.sent} completed={self.completed}>"
@@ -201,9 +204,7 @@ class CoClient5:
             self.bindings[device] = ctx
         return NDIS_STATUS(status)
 
-    def ProtocolUnbindAdapter(
-        self, NdisBindingHandle: OpenBlock, ProtocolBindingContext: Any
-    ) -> None:
+    def ProtocolUnbindAdapter(self, ProtocolBindingContext: Any, UnbindContext: Any) -> None:
         """Close every call, delete the VCs, deregister the SAP, close the AF (waiting for each
         completion, as a real unbind handler waits on an event at PASSIVE_LEVEL), then close
         the binding."""
@@ -377,7 +378,9 @@ class CoClient5:
         """Start closing everything on a binding: calls, VCs, SAP, AF (see ``af`` go None)."""
         ctx.closing = True
         for vc in list(ctx.vcs):
-            if vc.state == "connected":
+            if vc.state == "connected" and vc.sent != vc.completed:
+                vc.close_when_idle = True  # rule 32: its sends complete first
+            elif vc.state == "connected":
                 self.close_call(vc)
             elif vc.state in ("created", "failed", "closed") and not vc.incoming:
                 self._delete(vc)
@@ -385,6 +388,17 @@ class CoClient5:
 
     def _teardown_step(self, ctx: ClientBinding) -> None:
         if not ctx.closing or ctx.vcs or ctx.af is None:
+            return
+        if self.ndis.irql.level > PASSIVE_LEVEL:
+            # NdisClCloseAddressFamily is a PASSIVE_LEVEL DDI: continue from a work item
+            self.ndis.scheduler.call_later(
+                0,
+                self._teardown_step,
+                ctx,
+                priority=PRIORITY_PASSIVE,
+                irql=PASSIVE_LEVEL,
+                label="client-teardown",
+            )
             return
         if ctx.sap is not None:
             sap, ctx.sap = ctx.sap, None
@@ -427,6 +441,9 @@ class CoClient5:
             vc.stream.completed(Packet, Status)
         else:
             self.recycle(Packet)
+        if vc.close_when_idle and vc.sent == vc.completed and vc.state == "connected":
+            vc.close_when_idle = False
+            self.close_call(vc)
 
     def recycle(self, packet: NDIS_PACKET) -> None:
         """Prepare a completed packet for reuse, or free it, per the ``reuse`` policy."""

@@ -258,7 +258,7 @@ class CoAfDdis:
 
     def _open_af_complete(self, status: int, handle: AfBlock, context: Any, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(handle, ddi, Culprit.MINIPORT)
+        af = af_from_handle(handle, ddi, _ddi_culprit(ddi))
         culprit = af.cm.culprit
         if af.state is not OpenState.OPENING:
             raise error_class_for(culprit)(
@@ -304,7 +304,7 @@ class CoAfDdis:
 
     def _close_af_complete(self, status: int, handle: AfBlock, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(handle, ddi, Culprit.MINIPORT)
+        af = af_from_handle(handle, ddi, _ddi_culprit(ddi))
         culprit = af.cm.culprit
         if af.state is not OpenState.CLOSING:
             raise error_class_for(culprit)(
@@ -361,7 +361,7 @@ class CoAfDdis:
 
     def _register_sap_complete(self, status: int, handle: SapBlock, context: Any, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        sap = sap_from_handle(handle, ddi, Culprit.MINIPORT)
+        sap = sap_from_handle(handle, ddi, _ddi_culprit(ddi))
         culprit = sap.af.cm.culprit
         if sap.state is not OpenState.OPENING:
             raise error_class_for(culprit)(
@@ -404,7 +404,7 @@ class CoAfDdis:
 
     def _deregister_sap_complete(self, status: int, handle: SapBlock, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        sap = sap_from_handle(handle, ddi, Culprit.MINIPORT)
+        sap = sap_from_handle(handle, ddi, _ddi_culprit(ddi))
         culprit = sap.af.cm.culprit
         if sap.state is not OpenState.CLOSING:
             raise error_class_for(culprit)(
@@ -416,6 +416,11 @@ class CoAfDdis:
         client = sap.af.client.protocol
         if client.has("ProtocolClDeregisterSapComplete"):
             ndis.call(client, "ProtocolClDeregisterSapComplete", final, sap.ProtocolSapContext)
+
+
+def _ddi_culprit(ddi: str) -> Culprit:
+    """Who calls a call-manager DDI: an MCM (``NdisMCm...``) or a CM protocol."""
+    return Culprit.MINIPORT if ddi.startswith("NdisMCm") else Culprit.PROTOCOL
 
 
 def _same_family(a: CO_ADDRESS_FAMILY, b: CO_ADDRESS_FAMILY) -> bool:

@@ -44,11 +44,12 @@ from ..constants import (
 )
 from ..errors import Culprit, error_class_for
 from ..nbl import NET_BUFFER_LIST, iter_nbs, link_nbls
+from ..ownership import Event, transition
 from ..scheduler import WorkItem
 from .binding import OpenBlock
 from .covc import VirtualConnection, vc_from_handle, vc_send_status
 from .drivers import DriverBlock, version_error
-from .send6 import irql_error, null_chain, report_flag_lie
+from .send6 import irql_error, locked, null_chain, report_flag_lie
 
 if TYPE_CHECKING:
     from .kernel import Ndis
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 _DISPATCH = int(DISPATCH_LEVEL)
 _SEND_DISPATCH = int(NDIS_SEND_FLAGS_DISPATCH_LEVEL)
 _COMPLETE_DISPATCH = int(NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL)
+_ABORT = Event.ABORT
+_RETURN = Event.RETURN
+_RETURN_FORWARDED = Event.RETURN_FORWARDED
 
 
 def nbl_length(nbls: list[NET_BUFFER_LIST]) -> int:
@@ -98,6 +102,7 @@ class CoSend6Ddis:
         self._s6_flush_item = None
 
     # --- NdisCoSendNetBufferLists -----------------------------------------------------------------
+    @locked
     def NdisCoSendNetBufferLists(
         self,
         NdisVcHandle: VirtualConnection,
@@ -154,6 +159,7 @@ class CoSend6Ddis:
             ndis._s6_check_paused(adapter, paused)
 
     # --- NdisMCoSendNetBufferListsComplete --------------------------------------------------------
+    @locked
     def NdisMCoSendNetBufferListsComplete(
         self,
         NdisVcHandle: VirtualConnection,
@@ -185,6 +191,41 @@ class CoSend6Ddis:
         adapter.counters.completed += count
         ndis.scheduler.trace("cosend6-completed", adapter.name, count, len(groups))
         self._s6_up(groups)
+
+    @staticmethod
+    def _s6_return(nbl: NET_BUFFER_LIST) -> None:
+        """COMPLETING -> the sender: ``return``, or ``return_forwarded`` to a forwarder."""
+        reserved = nbl.NdisReserved
+        depth = reserved[0]
+        if depth:
+            reserved[0] = depth - 1
+            transition(nbl, _RETURN_FORWARDED)
+        else:
+            transition(nbl, _RETURN)
+
+    def _s6_abort_up(self, owner: Any, head: NET_BUFFER_LIST, status: int) -> None:
+        """Fail a chain NDIS holds (IN_NDIS) with ``status`` and hand it up (``abort``)."""
+        nbls: list[NET_BUFFER_LIST] = []
+        nbl: NET_BUFFER_LIST | None = head
+        while nbl is not None:
+            following = nbl.Next
+            transition(nbl, _ABORT)
+            nbl.Status = status
+            nbls.append(nbl)
+            nbl = following
+        self._s6_up({owner: nbls})
+
+    def _send6_lost(self) -> list[str]:
+        """NDIS 6 work not finished (for assert_nothing_lost)."""
+        ndis: Ndis = self  # type: ignore[assignment]
+        problems: list[str] = []
+        waiting = sum(len(d.nbls) for d in ndis._s6_batch.values())
+        if waiting:
+            problems.append(
+                f"{waiting} NBL send completion(s) collected but not yet delivered (run the "
+                "scheduler)"
+            )
+        return problems + ndis._r6_lost()
 
     # --- completion routing and batching ----------------------------------------------------------
     @staticmethod
@@ -227,6 +268,7 @@ class CoSend6Ddis:
             delivery.nbls += nbls
             delivery.owners.append((owner, nbls))
 
+    @locked
     def _s6_flush(self) -> None:
         """The completion DPC: one completion call per (protocol, context) collected."""
         self._s6_flush_item = None

@@ -20,8 +20,8 @@ The DDI surface is the set of methods with ndis.h names, gathered from one mixin
 ``CoDdis``           address families, VCs, calls (``library.co``)
 ``CoSendDdis``       NdisCoSendPackets, NdisMCoSendComplete, CoNDIS receive (``library.cosend``)
 ``Send6Ddis``        NdisSendNetBufferLists and NDIS 6 completions (``library.send6``)
-``CoSend6Ddis``      NdisCoSendNetBufferLists, CoNDIS 6 receive (``library.cosend6``)
-``Receive6Ddis``     NDIS 6 receive, NdisReturnNetBufferLists, loopback (``library.receive6``)
+``CoSend6Ddis``      NdisCoSendNetBufferLists, NDIS 6 completion delivery (``library.cosend6``)
+``Receive6Ddis``     NDIS 6 and CoNDIS 6 receive, NDIS 6 loopback (``library.receive6``)
 ==================  ====================================================================
 
 Descriptor macros that touch only a descriptor (NdisQueryPacket, NET_BUFFER_LIST_INFO...) are

@@ -70,7 +70,7 @@ from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_accepts, binding_handle
 from .covc import VirtualConnection, vc_can_indicate, vc_from_handle
 from .drivers import version_error
-from .send6 import irql_error, not_an_nbl, null_chain, report_flag_lie
+from .send6 import irql_error, locked, not_an_nbl, null_chain, report_flag_lie
 from .states import AdapterState, BindingState
 
 if TYPE_CHECKING:
@@ -148,6 +148,7 @@ class Receive6Ddis:
         self._r6_loop_pending = 0
 
     # --- NdisMIndicateReceiveNetBufferLists -------------------------------------------------------
+    @locked
     def NdisMIndicateReceiveNetBufferLists(
         self,
         MiniportAdapterHandle: MiniportBlock,
@@ -201,7 +202,7 @@ class Receive6Ddis:
             raise error_class_for(culprit)(
                 f"{ddi}: NumberOfNetBufferLists is {number} but the chain holds "
                 f"{'more' if len(nbls) > number else len(nbls)}",
-                rule="PY-RECEIVE-COUNT",
+                rule="PY-NBL-COUNT",
             )
         for nbl in nbls:
             transition(nbl, Event.INDICATE)
@@ -269,6 +270,7 @@ class Receive6Ddis:
                 self._r6_give_back(adapter, back)
 
     # --- CoNDIS: NdisMCoIndicateReceiveNetBufferLists ---------------------------------------------
+    @locked
     def NdisMCoIndicateReceiveNetBufferLists(
         self,
         NdisVcHandle: VirtualConnection,
@@ -328,6 +330,7 @@ class Receive6Ddis:
         self._r6_settle(refs, adapter, resources)
 
     # --- NdisReturnNetBufferLists -----------------------------------------------------------------
+    @locked
     def NdisReturnNetBufferLists(
         self, NdisBindingHandle: OpenBlock, NetBufferLists: NET_BUFFER_LIST | None, ReturnFlags: int
     ) -> None:
@@ -467,6 +470,7 @@ class Receive6Ddis:
         copy.NblFlags |= NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET
         return copy
 
+    @locked
     def _r6_loop_dpc(self, target: OpenBlock, copies: list[NET_BUFFER_LIST]) -> None:
         self._r6_loop_pending -= len(copies)
         if target.state is not _RUNNING:

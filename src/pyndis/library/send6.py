@@ -45,6 +45,10 @@ low power and surprise removal). NBLs given to a Pausing or Paused miniport must
 PAUSED (rule 58, MiniportContractError) and should come back before the send handler returns
 (verifier, R58).
 
+Threads. Every NDIS 6 DDI (and NDIS's own completion and loopback DPCs) runs under the kernel's
+re-entrant send lock, the one the NDIS 5.x and CoNDIS paths take too (one lock, one order), so
+several Python threads may send, complete, indicate and return at once; they are serialized.
+
 Verifier. With the verifier on, NDIS records each NBL's NET_BUFFER chain (each NB and its
 MdlChain, DataOffset, DataLength) when it submits the NBL and compares at completion: a
 difference is PY-NB-CHAIN-CHANGED against the miniport (rule 49). After
@@ -54,7 +58,10 @@ SEND_ABORTED (R52).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ..constants import (
     DISPATCH_LEVEL,
@@ -121,6 +128,22 @@ _ALLOWED = SEND_COMPLETION_STATUSES | MODEL_COMPLETION_STATUSES
 
 
 # --- checks shared by the NDIS 6 paths (send6, cosend6, receive6) --------------------------------
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def locked(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
+    """Run an NDIS 6 DDI (or DPC) under the kernel's send lock (re-entrant, shared with the
+    NDIS 5.x and CoNDIS paths), so several Python threads may call the send paths at once."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._s6_lock:
+            return fn(self, *args, **kwargs)
+
+    return wrapper
 
 
 def irql_error(ddi: str, level: int, culprit: Culprit, rule: str) -> IrqlError:
@@ -193,10 +216,13 @@ class Send6Ddis:
         #: ids of NBLs given to a Pausing/Paused miniport (they must come back PAUSED)
         self._s6_paused = set()
         self._s6_cancel_seq = 0
+        #: the kernel's send lock: the NDIS 5.x / CoNDIS one if they made it (one lock order)
+        self._s6_lock: threading.RLock = getattr(self, "_send5_lock", None) or threading.RLock()
         ndis._init_receive6()
         ndis._init_cosend6()
 
     # --- NdisSendNetBufferLists -------------------------------------------------------------------
+    @locked
     def NdisSendNetBufferLists(
         self,
         NdisBindingHandle: OpenBlock,
@@ -282,24 +308,14 @@ class Send6Ddis:
 
     def _s6_untake(self, head: NET_BUFFER_LIST, count: int) -> None:
         """Give the first ``count`` NBLs of a refused chain back to their sender."""
+        ndis: Ndis = self  # type: ignore[assignment]
         nbl: NET_BUFFER_LIST | None = head
         for _ in range(count):
             assert nbl is not None
             following = nbl.Next
             transition(nbl, _ABORT, "send refused")
-            self._s6_return(nbl)
+            ndis._s6_return(nbl)
             nbl = following
-
-    @staticmethod
-    def _s6_return(nbl: NET_BUFFER_LIST) -> None:
-        """COMPLETING -> the sender: ``return``, or ``return_forwarded`` to a forwarder."""
-        reserved = nbl.NdisReserved
-        depth = reserved[0]
-        if depth:
-            reserved[0] = depth - 1
-            transition(nbl, _RETURN_FORWARDED)
-        else:
-            transition(nbl, _RETURN)
 
     def _s6_refuse_binding(self, binding: OpenBlock, head: NET_BUFFER_LIST) -> None:
         """Rule 57: a binding that is not Running gets its NBLs back at once, PAUSED."""
@@ -312,20 +328,7 @@ class Send6Ddis:
                 )
             )
         ndis.scheduler.trace("send6-refused", binding.protocol.name, binding.state.name)
-        self._s6_abort_up(binding, head, _PAUSED)
-
-    def _s6_abort_up(self, owner: Any, head: NET_BUFFER_LIST, status: int) -> None:
-        """Fail a chain NDIS holds (IN_NDIS) with ``status`` and hand it up (``abort``)."""
-        nbls: list[NET_BUFFER_LIST] = []
-        nbl: NET_BUFFER_LIST | None = head
-        while nbl is not None:
-            following = nbl.Next
-            transition(nbl, _ABORT)
-            nbl.Status = status
-            nbls.append(nbl)
-            nbl = following
-        ndis: Ndis = self  # type: ignore[assignment]
-        ndis._s6_up({owner: nbls})
+        ndis._s6_abort_up(binding, head, _PAUSED)
 
     def _s6_submit(
         self,
@@ -392,6 +395,7 @@ class Send6Ddis:
             )
 
     # --- NdisMSendNetBufferListsComplete ----------------------------------------------------------
+    @locked
     def NdisMSendNetBufferListsComplete(
         self,
         MiniportAdapterHandle: MiniportBlock,
@@ -536,24 +540,14 @@ class Send6Ddis:
         if not record.chains:
             del watch[id(nbl)]
 
-    def _send6_lost(self) -> list[str]:
-        """NDIS 6 work not finished (for assert_nothing_lost)."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        problems: list[str] = []
-        waiting = sum(len(d.nbls) for d in ndis._s6_batch.values())
-        if waiting:
-            problems.append(
-                f"{waiting} NBL send completion(s) collected but not yet delivered (run the "
-                "scheduler)"
-            )
-        return problems + ndis._r6_lost()
-
     # --- cancellation -----------------------------------------------------------------------------
+    @locked
     def NdisGeneratePartialCancelId(self) -> int:
         """A value for the top byte of cancel IDs, unique among this kernel's callers."""
         self._s6_cancel_seq = (self._s6_cancel_seq + 1) & 0xFF
         return self._s6_cancel_seq
 
+    @locked
     def NdisCancelSendNetBufferLists(self, NdisBindingHandle: OpenBlock, CancelId: Any) -> None:
         """Ask the miniport to cancel the NBLs marked with ``CancelId``
         (NDIS_SET_NET_BUFFER_LIST_CANCEL_ID): MiniportCancelSend; they complete with
@@ -587,6 +581,7 @@ __all__ = [
     "Send6Ddis",
     "Watch",
     "irql_error",
+    "locked",
     "nb_snapshot",
     "not_an_nbl",
     "null_chain",

@@ -48,10 +48,9 @@ class AtmHost:
         """Remove the adapter (unbinding everything), then check nothing is lost, every pool
         of the drivers balances and (``clean``) the verifier saw nothing."""
         ndis = self.ndis
-        ndis.assert_nothing_lost()
-        self.client.free_spares()
         ndis.remove_adapter(self.adapter)
         ndis.assert_nothing_lost()
+        self.client.free_spares()
         for pool in ndis.pools:
             assert pool.outstanding == 0, f"{pool!r} still has descriptors out"
         if clean and ndis.verifier is not None:
@@ -69,11 +68,13 @@ def atm_host(
     integrated_cm: bool = True,
     vci_range: tuple[int, int] = (32, 4095),
     client: dict[str, Any] | None = None,
+    driver: AtmNic5 | None = None,
     **nic: Any,
 ) -> AtmHost:
-    """One host: the NIC (keywords ``nic`` go to ``add_adapter``), a client, maybe a CM."""
+    """One host: the NIC (keywords ``nic`` go to ``add_adapter``; ``driver`` replaces the NIC
+    driver object, e.g. with an instrumented subclass), a client, maybe a CM."""
     ndis = Ndis(name=name, seed=seed, verifier=verifier, strict=strict, trace=trace)
-    driver = AtmNic5()
+    driver = driver if driver is not None else AtmNic5()
     status, handle = ndis.NdisMRegisterMiniport(driver, 5, 1, "atmnic5")
     assert status == NDIS_STATUS.SUCCESS and handle is not None
     keywords = dict(nic)

@@ -262,9 +262,16 @@ class CoRig5:
     """One kernel: a scripted CoNDIS miniport, a scripted CM and client bound to it, the AF
     registered by the CM and opened by the client."""
 
-    def __init__(self, *, verifier: bool = True, strict: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        verifier: bool = True,
+        strict: bool = False,
+        seed: int = 0,
+        miniport: ScriptedCoMiniport5 | None = None,
+    ) -> None:
         ndis = self.ndis = Ndis(seed=seed, verifier=verifier, strict=strict)
-        self.miniport = ScriptedCoMiniport5()
+        self.miniport = miniport if miniport is not None else ScriptedCoMiniport5()
         status, driver = ndis.NdisMRegisterMiniport(self.miniport, 5, 1, "comini")
         assert status == _SUCCESS and driver is not None
         status, adapter = ndis.add_adapter(driver, "atm0")
