@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from . import scenario5  # noqa: F401  (each scenario module registers itself)
+from . import scenario5, scenario6  # noqa: F401  (each scenario module registers itself)
 from .ddis import implemented_ddis
 from .scenarios import SCENARIOS, ScenarioResult, run_scenario
 
@@ -54,7 +54,7 @@ def main(ctx: click.Context) -> None:
 @click.option("--quiet", is_flag=True, help="Only the summary table.")
 def run(seed: int, names: tuple[str, ...], out: Path, quiet: bool) -> None:
     """Run the sample stacks of every send path and report."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 132)
     selected = list(names) or list(SCENARIOS)
     console.print(
         f"[bold]pyndis {__version__}[/bold]: seed {seed}, scenarios: {', '.join(selected)}"
