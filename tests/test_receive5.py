@@ -193,7 +193,7 @@ class KeepingMiniport(Miniport5):
     ("miniport", "rule"),
     [
         pytest.param(KeepingMiniport, "PY-DOUBLE-RETURN", id="miniport-kept-it"),
-        pytest.param(Miniport5, "PY-RETURN-NOT-INDICATED", id="miniport-freed-it"),
+        pytest.param(Miniport5, "PY-DOUBLE-RETURN", id="miniport-freed-it"),
     ],
 )
 def test_returning_a_packet_twice_is_refused(miniport: type[Miniport5], rule: str) -> None:

@@ -150,6 +150,7 @@ MISUSE: dict[tuple[Ownership, Event], tuple[str, str]] = {
     (O.IN_NDIS, E.COMPLETE): ("PY-COMPLETE-NOT-OWNED", "completed but never given to it"),
     (O.FREE, E.COMPLETE): ("PY-DOUBLE-COMPLETE", "completed after its sender freed it"),
     (O.ALLOCATED, E.RETURN_INDICATED): ("PY-DOUBLE-RETURN", "returned twice or never indicated"),
+    (O.FREE, E.RETURN_INDICATED): ("PY-DOUBLE-RETURN", "returned after its owner freed it"),
 }
 
 

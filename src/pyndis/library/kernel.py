@@ -205,22 +205,27 @@ class Ndis(
         Timer.FunctionContext = FunctionContext
 
     def NdisMSetTimer(self, Timer: NDIS_MINIPORT_TIMER, MillisecondsToDelay: int) -> None:
-        """Arm (or re-arm) the timer; its function runs at DISPATCH_LEVEL."""
+        """Arm (or re-arm) the timer; its function runs at DISPATCH_LEVEL as miniport code
+        (so checks inside it name the miniport)."""
         if Timer.TimerFunction is None:
             raise NdisUsageError("NdisMSetTimer on an uninitialized timer", rule="PY-TIMER")
         if Timer.item is not None:
             Timer.item.cancel()
-        fn, ctx = Timer.TimerFunction, Timer.FunctionContext
         Timer.item = self.scheduler.call_later(
             MillisecondsToDelay * 1_000_000,
-            fn,
-            None,
-            ctx,
-            None,
-            None,
+            self._fire_miniport_timer,
+            Timer.TimerFunction,
+            Timer.FunctionContext,
             irql=DISPATCH_LEVEL,
             label="timer",
         )
+
+    def _fire_miniport_timer(self, function: Callable[..., Any], context: Any) -> None:
+        self.actors.append(Culprit.MINIPORT)
+        try:
+            function(None, context, None, None)
+        finally:
+            self.actors.pop()
 
     def NdisMCancelTimer(self, Timer: NDIS_MINIPORT_TIMER) -> bool:
         """Returns TimerCancelled."""
