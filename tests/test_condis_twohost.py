@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from pyndis.drivers.atmnic5 import AtmNic5, AtmVc
 from pyndis.drivers.atmsig import atm_call_parameters
-from pyndis.drivers.coclient5 import STREAM_HEADER, ClientVc, StreamChecker, StreamSender
+from pyndis.drivers.coclient5 import ClientVc
+from pyndis.drivers.costream import STREAM_HEADER, StreamChecker, StreamSender
 from pyndis.mdl import NdisQueryBuffer
 from pyndis.packet import NDIS_PACKET
 from pyndis.status import NDIS_STATUS

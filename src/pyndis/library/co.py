@@ -8,9 +8,10 @@ call manager (CM) registers an address family (AF) on an adapter: a stand-alone 
 ``NdisMCmRegisterAddressFamily``. NDIS offers it (``ProtocolCoAfRegisterNotify``) to every
 connection-oriented client bound to that adapter, now and when a client binds later. A client
 opens the AF (``NdisClOpenAddressFamily`` -> ``ProtocolCmOpenAf``), may register SAPs for
-incoming calls, creates VCs and makes calls on them. The objects behind the handles, and the
-verdict on sends, are in :mod:`.covc`; activation and calls in :mod:`.cocall`; data in
-:mod:`.cosend`. This module is version-neutral: NDIS 5.x and NDIS 6 CoNDIS share it (only the
+incoming calls, creates VCs and makes calls on them. This module creates and deletes VCs and
+holds the kernel hooks; the objects behind the handles and the verdict on sends are in
+:mod:`.covc`, the AF and SAP DDIs in :mod:`.coaf`, activation and calls in :mod:`.cocall`, data
+in :mod:`.cosend`. This module is version-neutral: NDIS 5.x and NDIS 6 CoNDIS share it (only the
 ``...Ex`` AF DDIs differ).
 
 Grammar of a VC (every arrow a DDI or handler; rules 28-35)::
@@ -22,7 +23,8 @@ Grammar of a VC (every arrow a DDI or handler; rules 28-35)::
              -> NdisClCloseCall -> (outstanding sends complete) -> CM ProtocolCmCloseCall
              -> Ndis(M)CmDeactivateVc -> MiniportCoDeactivateVc (completes pending sends first)
              -> Ndis(M)CmCloseCallComplete -> ProtocolClCloseCallComplete -> NdisCoDeleteVc
-    CM:      Ndis(M)CmCreateVc (client ProtocolCoCreateVc) -> Ndis(M)CmActivateVc
+    CM:      NdisCoCreateVc on the client's AF, or NdisMCmCreateVc (-> client ProtocolCoCreateVc)
+             -> Ndis(M)CmActivateVc
              -> Ndis(M)CmDispatchIncomingCall -> ProtocolClIncomingCall [-> NdisClIncomingCall-
              Complete -> ProtocolCmIncomingCallComplete] -> Ndis(M)CmDispatchCallConnected
              -> ProtocolClCallConnected -> (data)* -> Ndis(M)CmDispatchIncomingCloseCall
@@ -135,9 +137,10 @@ class CoDdis(CoAfDdis, CoCallDdis):
 
     def _co_teardown_adapter(self, adapter: MiniportBlock) -> None:
         """Before an adapter halts (its bindings are already closed): whatever VCs, SAPs and
-        AF opens the drivers left are torn down by NDIS: each leftover VC is flagged
-        (PY-CO-LEFTOVER, the creator's fault), deactivated at the miniport (which completes
-        its pending sends first), deleted at the miniport, and the AFs are dropped."""
+        AF opens the drivers left are torn down by NDIS: each leftover VC (the creator's fault)
+        and AF open (the client's) is flagged (PY-CO-LEFTOVER); the VC is deactivated at the
+        miniport (which completes its pending sends first) and deleted there; the AF
+        registrations and opens are dropped."""
         ndis: Ndis = self  # type: ignore[assignment]
         for vc in list(adapter.vcs):
             ndis.flag(
@@ -151,6 +154,14 @@ class CoDdis(CoAfDdis, CoCallDdis):
             self._force_delete(vc)
         for reg in [r for r in self.co_registrations if r.adapter is adapter]:
             for af in list(reg.opens):
+                ndis.flag(
+                    error_class_for(af.client.protocol.culprit)(
+                        f"{af!r} is still open when {adapter!r} halts: a client closes its "
+                        "address family (NdisClCloseAddressFamily) before it unbinds",
+                        rule="PY-CO-LEFTOVER",
+                        subject=af,
+                    )
+                )
                 for sap in af.saps:
                     sap.state = OpenState.CLOSED
                 af.saps.clear()
