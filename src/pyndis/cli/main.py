@@ -21,9 +21,18 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from . import scenario5, scenario6  # noqa: F401  (each scenario module registers itself)
+
+# each scenario module registers itself in SCENARIOS
+from . import scenario5, scenario6, scenario_co5  # noqa: F401
 from .ddis import implemented_ddis
 from .scenarios import SCENARIOS, ScenarioResult, run_scenario
+
+#: the order of the default run: NDIS 5.x connectionless, CoNDIS 5.x, NDIS 6, CoNDIS 6
+ORDER = ("ndis5", "condis5", "ndis6", "condis6")
+
+
+def _order(name: str) -> int:
+    return ORDER.index(name) if name in ORDER else len(ORDER)
 
 
 @click.group(invoke_without_command=True)
@@ -55,7 +64,7 @@ def main(ctx: click.Context) -> None:
 def run(seed: int, names: tuple[str, ...], out: Path, quiet: bool) -> None:
     """Run the sample stacks of every send path and report."""
     console = Console(width=None if sys.stdout.isatty() else 132)
-    selected = list(names) or list(SCENARIOS)
+    selected = list(names) or sorted(SCENARIOS, key=_order)
     console.print(
         f"[bold]pyndis {__version__}[/bold]: seed {seed}, scenarios: {', '.join(selected)}"
     )
