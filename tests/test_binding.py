@@ -744,3 +744,21 @@ def test_adapter_without_hardware_loopback_makes_ndis_loop_back() -> None:
     adapter.mac_options |= NDIS_MAC_OPTION_NO_LOOPBACK
     assert adapter.ndis_loops_back
     assert adapter.state is AdapterState.RUNNING
+
+
+def test_rule_60_opening_across_ndis_generations_is_refused() -> None:
+    """The 5.x <-> 6 translation layer is not modelled: a 5.x protocol cannot open an NDIS 6
+    adapter, nor the reverse, and the error says so."""
+    ndis, adapter6, _, _ = kernel6()
+    _, proto5 = ndis.NdisRegisterProtocol(Proto5(), 5, 1)
+    assert proto5 is not None
+    with pytest.raises(NdisUsageError) as info:
+        ndis.NdisOpenAdapter(proto5, proto5.driver, [NdisMedium802_3], adapter6)
+    assert info.value.rule == "R60" and "translation" in str(info.value)
+    ndis5, adapter5, _, _ = kernel5()
+    _, proto6 = ndis5.NdisRegisterProtocolDriver(Proto6(), 6, 0)
+    assert proto6 is not None
+    with pytest.raises(NdisUsageError):
+        ndis5.NdisOpenAdapterEx(
+            proto6, proto6.driver, NDIS_OPEN_PARAMETERS("eth0", [NdisMedium802_3]), adapter5
+        )

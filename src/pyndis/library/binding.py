@@ -271,6 +271,13 @@ class BindingDdis:
             adapter = ndis.adapters.get(str(adapter_ref))
         if adapter is None or adapter.ndis is not ndis:
             return NDIS_STATUS.ADAPTER_NOT_FOUND, None, 0
+        if (protocol.major >= 6) != (adapter.driver.major >= 6):
+            raise NdisUsageError(
+                f"{protocol!r} cannot open {adapter!r}: pyndis does not model the NDIS 5.x <-> 6 "
+                "translation layer (rules 60-61); bind drivers of one generation",
+                rule="R60",
+                culprit=protocol.culprit,
+            )
         if adapter.state not in (AdapterState.RUNNING, AdapterState.PAUSED):
             return NDIS_STATUS.ADAPTER_NOT_READY, None, 0
         if adapter.medium not in mediums:
