@@ -381,3 +381,16 @@ def test_version_gate_refuses_co_send_to_ndis5_drivers() -> None:
     assert nbl is not None
     h.client.free_nbl(nbl)
     close_all(h)
+
+
+def test_rule_66_an_ndis6_client_calling_ndis_co_send_packets_is_refused(h: Host) -> None:
+    """NdisCoSendPackets is an NDIS 5.x DDI: an NDIS 6 client calling it on its own VC is bug
+    check 0x7C code 0x15, reported as R66 naming NdisCoSendNetBufferLists."""
+    from pyndis.errors import NdisVersionError
+
+    vc = h.client.open_vc(h.ctx, 7)
+    assert vc.handle is not None
+    with pytest.raises(NdisVersionError) as info:
+        h.ndis.NdisCoSendPackets(vc.handle, [], 0)
+    assert info.value.rule == "R66" and "NdisCoSendNetBufferLists" in str(info.value)
+    close_all(h)
