@@ -155,6 +155,7 @@ def ndisprot_loop(reuse: bool) -> Loop:
     ndis.add_adapter(handle, "nul0", deserialized=True)
     prot = NdisProt5(pool=8, reuse=reuse)
     prot.register(ndis)
+    ndis.run()  # ProtocolBindAdapter runs from a PASSIVE work item
     write = prot.open().write
 
     def loop(n: int) -> None:

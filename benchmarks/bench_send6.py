@@ -117,6 +117,7 @@ def send_loop(
     ndis.add_adapter(handle, "null0")
     protocol = Sink(packet_filter=0)
     protocol.register(ndis)
+    ndis.run()  # ProtocolBindAdapterEx runs from a PASSIVE work item
     ctx = protocol.opens["null0"]
     binding: OpenBlock | None = ctx.binding
     assert binding is not None

@@ -54,9 +54,7 @@ def run_one(script: Path, iterations: int | None, repeats: int | None) -> dict[s
 
 
 def table(data: dict[str, Any]) -> str:
-    meta = {
-        k: v for k, v in data.items() if k not in ("benchmark", "results", "python", "machine")
-    }
+    meta = {k: v for k, v in data.items() if k not in ("benchmark", "results", "python", "machine")}
     lines = [f"## {data['benchmark']}", ""]
     if meta:
         lines += [", ".join(f"{k}={v}" for k, v in meta.items()), ""]

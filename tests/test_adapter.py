@@ -166,16 +166,16 @@ class Proto5:
         self.log = log if log is not None else []
         self.binding: OpenBlock | None = None
         self.open_status: int | None = None
+        self.handle: DriverBlock | None = None  # stored once NdisRegisterProtocol returned
         self.statuses: list[tuple[int, Any]] = []
 
     def ProtocolSendComplete(self, *args: Any) -> None:
         raise AssertionError("no sends in these tests")
 
     def ProtocolBindAdapter(self, BindContext: Any, DeviceName: str, *rest: Any) -> None:
-        handle = self.ndis.current_driver
-        assert handle is not None
+        assert self.handle is not None
         self.open_status, _, self.binding, _ = self.ndis.NdisOpenAdapter(
-            handle, self, [NdisMedium802_3], BindContext
+            self.handle, self, [NdisMedium802_3], BindContext
         )
 
     def ProtocolUnbindAdapter(self, *args: Any) -> None:
@@ -199,6 +199,7 @@ class Proto6:
         self.log = log if log is not None else []
         self.binding: OpenBlock | None = None
         self.indications: list[NDIS_STATUS_INDICATION] = []
+        self.handle: DriverBlock | None = None  # stored once NdisRegisterProtocolDriver returned
 
     def ProtocolSendNetBufferListsComplete(self, *args: Any) -> None:
         raise AssertionError("no sends in these tests")
@@ -207,10 +208,11 @@ class Proto6:
         raise AssertionError("no receives in these tests")
 
     def ProtocolBindAdapterEx(self, ctx: Any, BindContext: Any, params: Any) -> int:
-        handle = self.ndis.current_driver
-        assert handle is not None
+        assert self.handle is not None
         open_params = NDIS_OPEN_PARAMETERS(params.AdapterName, [NdisMedium802_3])
-        status, self.binding = self.ndis.NdisOpenAdapterEx(handle, self, open_params, BindContext)
+        status, self.binding = self.ndis.NdisOpenAdapterEx(
+            self.handle, self, open_params, BindContext
+        )
         return int(status)
 
     def ProtocolUnbindAdapterEx(self, *args: Any) -> int:
@@ -234,7 +236,7 @@ def up5(
     mini = mini or Mini5()
     proto = proto or Proto5(mini.log)
     _, handle = ndis.NdisMRegisterMiniport(mini, 5, 1)
-    ndis.NdisRegisterProtocol(proto, 5, 1)
+    _, proto.handle = ndis.NdisRegisterProtocol(proto, 5, 1)
     assert handle is not None
     status, adapter = ndis.add_adapter(handle, "eth0", **keywords)
     assert status == OK and adapter is not None
@@ -248,7 +250,7 @@ def up6(
     mini = mini or Mini6()
     proto = proto or Proto6(mini.log)
     _, handle = ndis.NdisMRegisterMiniportDriver(mini, 6, 0)
-    ndis.NdisRegisterProtocolDriver(proto, 6, 0)
+    _, proto.handle = ndis.NdisRegisterProtocolDriver(proto, 6, 0)
     assert handle is not None
     status, adapter = ndis.add_adapter(handle, "vmnic0")
     assert status == OK and adapter is not None
@@ -359,7 +361,7 @@ def test_ndis5_init_failure_leaves_it_halted_and_unregistered(status: NDIS_STATU
     ndis = Ndis()
     mini = Mini5(init_status=status)
     proto = Proto5()
-    ndis.NdisRegisterProtocol(proto, 5, 1)
+    _, proto.handle = ndis.NdisRegisterProtocol(proto, 5, 1)
     handle = register(ndis, mini)
     assert ndis.add_adapter(handle, "eth0") == (status, None)
     assert mini.handle is not None and mini.handle.state is AdapterState.HALTED
@@ -464,7 +466,7 @@ def test_restart_pending_then_ndis_m_restart_complete() -> None:
     ndis = Ndis()
     mini = Mini6(restart=PENDING)
     proto = Proto6(mini.log)
-    ndis.NdisRegisterProtocolDriver(proto, 6, 0)
+    _, proto.handle = ndis.NdisRegisterProtocolDriver(proto, 6, 0)
     handle = register(ndis, mini)
     completed_at: list[int] = []
 
@@ -496,7 +498,7 @@ def test_restart_that_never_completes_is_r65() -> None:
 def test_restart_failure_leaves_the_adapter_paused() -> None:
     ndis = Ndis()
     proto = Proto6()
-    ndis.NdisRegisterProtocolDriver(proto, 6, 0)
+    _, proto.handle = ndis.NdisRegisterProtocolDriver(proto, 6, 0)
     status, adapter = ndis.add_adapter(register(ndis, Mini6(restart=NDIS_STATUS.FAILURE)), "v")
     assert status == NDIS_STATUS.FAILURE
     assert adapter is not None and adapter.state is AdapterState.PAUSED

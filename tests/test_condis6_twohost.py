@@ -43,7 +43,8 @@ def side(name: str, wire: Wire, seed: int) -> Side:
     )
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     client = CoClient6()
-    ndis.NdisRegisterProtocolDriver(client)
+    client.register(ndis)
+    ndis.run()  # ProtocolBindAdapterEx runs from a PASSIVE work item
     return Side(ndis, adapter, client, client.bindings["co0"], [])
 
 

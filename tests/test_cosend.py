@@ -514,6 +514,32 @@ def test_receive_kept_comes_back_through_ndis_return_packets(rig: CoRig5, pk: Pa
     ndis.assert_nothing_lost()
 
 
+def test_vc_receive_pending_status_and_returned_counter_move_at_the_last_return(
+    rig: CoRig5, pk: Packets
+) -> None:
+    """MiniportReturnPacket page, on a VC: only the kept packet has Status PENDING and gets a
+    MiniportReturnPacket; the VC's ``returned`` counts it as soon as the last holder returns it
+    (NdisReturnPackets is the 5.x receive path's, shared), with no query needed."""
+    ndis = rig.ndis
+    vc = rig.connect()
+    kept, dropped = pk.make(b"keep", b"drop")
+    for p in (kept, dropped):
+        NDIS_SET_PACKET_STATUS(p, S.SUCCESS)
+    rig.client.answers["ProtocolCoReceivePacket"] = 1
+    _indicate(rig, vc, [kept])
+    rig.client.answers["ProtocolCoReceivePacket"] = 0
+    _indicate(rig, vc, [dropped])
+    assert (kept.oob.Status, dropped.oob.Status) == (S.PENDING, S.SUCCESS)
+    assert vc.counters.indicated == 2 and vc.counters.returned == 1 and vc.counters.held == 1
+    (ind,) = ndis.receive5_outstanding()
+    assert ind.vc is vc and ind.packet is kept
+    ndis.NdisReturnPackets([kept], 1)
+    assert vc.counters.returned == 2 and vc.counters.held == 0  # counted at the return itself
+    assert rig.miniport.returned == [kept]
+    assert ndis.co_accounting()[repr(vc)]["returned"] == 2
+    ndis.assert_nothing_lost()
+
+
 def test_receive_with_resources_must_be_copied(rig: CoRig5, pk: Packets) -> None:
     vc = rig.connect()
     [packet] = pk.make(b"copy me")

@@ -59,8 +59,8 @@ def host(**keywords: Any) -> Host:
     status, adapter = ndis.add_adapter(handle, "co0", **keywords)
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     client = CoClient6()
-    ndis.NdisRegisterProtocolDriver(client)
-    ndis.run()  # ProtocolCoAfRegisterNotify is a PASSIVE work item
+    client.register(ndis)
+    ndis.run()  # binding and ProtocolCoAfRegisterNotify are PASSIVE work items
     ctx = client.bindings["co0"]
     assert ctx.af is not None
     return Host(ndis, miniport, adapter, client, ctx)

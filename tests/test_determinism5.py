@@ -55,6 +55,7 @@ def scenario(seed: int) -> dict[str, Any]:
     assert peer is not None
     listener = NdisProt5(name="listener", track=True)
     listener.register(b)
+    run_kernels([a, b])  # the PnP offers (ProtocolBindAdapter) are PASSIVE work items
 
     sched = a.scheduler
     rng = sched.random

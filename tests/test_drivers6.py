@@ -54,7 +54,8 @@ def node(name: str = "host", seed: int = 0, prot: NdisProt6 | None = None, **key
     status, adapter = ndis.add_adapter(handle, "eth0", **keywords)
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     prot = prot or NdisProt6()
-    ndis.NdisRegisterProtocolDriver(prot)
+    assert prot.register(ndis) == NDIS_STATUS.SUCCESS
+    ndis.run()  # ProtocolBindAdapterEx runs from a PASSIVE work item
     return Node(ndis, miniport, adapter, prot, prot.opens["eth0"])
 
 
@@ -325,6 +326,7 @@ def test_passthru6_carries_sends_down_and_receives_up() -> None:
     im.register(ndis)
     top = Raw6Protocol(only=["eth0-pt"])
     top.register(ndis)
+    ndis.run()  # the PnP offers are PASSIVE work items
     ctx = top.opens["eth0-pt"]
     seen: list[bytes] = []
     peer = wire.attach(ndis, seen.append, "peer")
@@ -360,6 +362,7 @@ def test_passthru6_pause_waits_for_forwarded_sends_and_kept_receives() -> None:
     im.register(ndis)
     top = Raw6Protocol(only=["eth0-pt"])
     top.register(ndis)
+    ndis.run()  # the PnP offers are PASSIVE work items
     ctx = top.opens["eth0-pt"]
     top.send(ctx, top.chain(ctx, 3))
     virtual = ndis.adapters["eth0-pt"]
@@ -383,7 +386,7 @@ def co_node(**keywords: Any) -> tuple[Ndis, CoMini6, MiniportBlock, CoClient6]:
     _, adapter = ndis.add_adapter(handle, "co0", **keywords)
     assert adapter is not None
     client = CoClient6()
-    ndis.NdisRegisterProtocolDriver(client)
+    assert client.register(ndis) == NDIS_STATUS.SUCCESS
     ndis.run()
     return ndis, miniport, adapter, client
 

@@ -50,6 +50,7 @@ def stack(
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     prot = NdisProt5(pool=8, track=True)
     assert prot.register(ndis) == NDIS_STATUS.SUCCESS
+    ndis.run()  # ProtocolBindAdapter runs from a PASSIVE work item
     return ndis, miniport, adapter, prot.open("nul0")
 
 

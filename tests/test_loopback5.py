@@ -42,6 +42,7 @@ def stack(**keywords: Any) -> tuple[Ndis, MiniportBlock, LoopbackAdapter, NdisPr
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     prot = NdisProt5(track=True)
     prot.register(ndis)
+    ndis.run()  # ProtocolBindAdapter runs from a PASSIVE work item
     return ndis, adapter, adapter.MiniportAdapterContext, prot.open()
 
 
@@ -147,6 +148,20 @@ def test_send_completes_only_when_the_receive_packet_comes_back(deserialized: bo
     holder.release()
     assert o.pending == 0 and o.by_status == {NDIS_STATUS.SUCCESS: 1}
     assert list(o.received) == [frame()]  # ndisprot copied it meanwhile
+    finish(ndis, lo)
+
+
+def test_a_receive_packet_nobody_kept_has_no_pending_status_and_no_miniport_return_packet() -> None:
+    """MiniportReturnPacket page: ndisprot copies and keeps nothing, so each receive packet's
+    Status is not PENDING when NdisMIndicateReceivePacket returns; the driver frees it there and
+    then and completes the send at once (SUCCESS from a serialized MiniportSend), and NDIS never
+    calls MiniportReturnPacket."""
+    ndis, lo, adapter, o = stack()
+    assert o.write(frame()) == NDIS_STATUS.SUCCESS
+    assert adapter.looping == {} and adapter.packet_pool is not None
+    assert adapter.packet_pool.outstanding == 0
+    assert not any(" miniport-return5 " in e for e in ndis.scheduler.events)
+    assert list(o.received) == [frame()]
     finish(ndis, lo)
 
 

@@ -76,7 +76,9 @@ def test_binds_adapters_present_at_registration_and_added_later() -> None:
     ndis, eth0 = kernel_with(NullMiniport())
     prot = NdisProt5()
     assert prot.register(ndis) == NDIS_STATUS.SUCCESS
-    assert set(prot.opens) == {"eth0"}  # offered during NdisRegisterProtocol, bound after it
+    assert prot.opens == {}  # the offer is a PASSIVE work item, after NdisRegisterProtocol
+    ndis.run()
+    assert set(prot.opens) == {"eth0"}
     handle = ndis.miniport_drivers[0]
     _, eth1 = ndis.add_adapter(handle, "eth1")
     assert eth1 is not None
@@ -93,6 +95,7 @@ def test_bind_to_restricts_the_adapters_bound() -> None:
     assert eth1 is not None
     prot = NdisProt5(bind_to={"eth1"})
     prot.register(ndis)
+    ndis.run()
     assert set(prot.opens) == {"eth1"}
     finish(ndis, eth0, eth1)
 
@@ -101,6 +104,7 @@ def test_bind_sets_the_packet_filter_and_learns_the_address() -> None:
     ndis, eth0 = kernel_with(NullMiniport(), address=PEER)
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     assert o.binding is not None and o.address == PEER
     status, value = ndis.NdisRequest(
@@ -115,6 +119,7 @@ def test_bind_failure_is_recorded_when_pools_cannot_be_allocated() -> None:
     ndis, eth0 = kernel_with(NullMiniport())
     prot = NdisProt5(pool=0x10000)  # more than a packet pool may hold (rule 1)
     prot.register(ndis)
+    ndis.run()
     assert prot.opens == {}
     assert prot.bind_failures == [("eth0", NDIS_STATUS.RESOURCES)]
     finish(ndis, eth0)
@@ -127,6 +132,7 @@ def test_reuse_takes_descriptors_from_the_free_list_never_from_the_pool() -> Non
     ndis, eth0 = kernel_with(NullMiniport())
     prot = NdisProt5(pool=4, reuse=True)
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     pool = o.packet_pool
     assert pool is not None and pool.allocations == 4 and len(o.free_packets) == 4
@@ -143,6 +149,7 @@ def test_free_and_reallocate_goes_to_the_pool_every_time() -> None:
     ndis, eth0 = kernel_with(NullMiniport())
     prot = NdisProt5(pool=4, reuse=False)
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     pool = o.packet_pool
     assert pool is not None and pool.allocations == 0 and o.free_packets == []
@@ -157,6 +164,7 @@ def test_write_chains_each_fragment_as_a_buffer_without_copying() -> None:
     ndis, eth0 = kernel_with(miniport)
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     header = bytearray(PEER + ME + b"\x88\xb5")
     payload = bytearray(b"p" * 100)
     assert prot.write([header, payload]) == NDIS_STATUS.SUCCESS
@@ -168,6 +176,7 @@ def test_buffer_exhaustion_gives_the_packet_back_and_refuses_the_write() -> None
     ndis, eth0 = kernel_with(NullMiniport())
     prot = NdisProt5(pool=1)  # one packet, four buffer descriptors
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     assert o.write([b"a" * 14] * 5) == NDIS_STATUS.RESOURCES
     assert o.write_refused == 1 and o.sends == 0
@@ -181,6 +190,7 @@ def test_rule_16_non_pending_statuses_are_counted_as_synchronous() -> None:
     ndis, eth0 = kernel_with(NullMiniport(), send_status=NDIS_STATUS.NO_CABLE)
     prot = NdisProt5(track=True)
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     assert o.write(frame()) == NDIS_STATUS.NO_CABLE
     assert o.write(frame(n=2000)) == NDIS_STATUS.INVALID_PACKET  # longer than 1514
@@ -194,6 +204,7 @@ def test_track_logs_the_order_packets_come_back_in() -> None:
     ndis, eth0 = kernel_with(NullMiniportPackets(), deserialized=True)
     prot = NdisProt5(track=True)
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     o.write_many([frame(fill=i) for i in range(5)])
     o.write(frame())
@@ -208,6 +219,7 @@ def test_receives_its_own_frames_through_a_loopback_adapter() -> None:
     ndis, lo = kernel_with(Loopback5(), "lo0")
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     sent = [frame(ME, fill=1), frame(BCAST, fill=2), frame(PEER, fill=3)]
     for f in sent:
@@ -222,6 +234,7 @@ def test_promiscuous_filter_sees_frames_to_other_stations() -> None:
     ndis, lo = kernel_with(Loopback5(), "lo0")
     prot = NdisProt5(packet_filter=int(NDIS_PACKET_TYPE_PROMISCUOUS))
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     o.write(frame(PEER))
     ndis.run()
@@ -233,6 +246,7 @@ def test_receive_queue_overflow_is_counted() -> None:
     ndis, lo = kernel_with(Loopback5(), "lo0")
     prot = NdisProt5(rx_queue=2)
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     for i in range(5):
         o.write(frame(ME, fill=i))
@@ -245,6 +259,7 @@ def test_protocol_receive_lookahead_path() -> None:
     ndis, eth0 = kernel_with(NullMiniport())
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     ctx = prot.open()
     data = frame(ME)
     header, body = memoryview(data)[:14], memoryview(data)[14:]
@@ -265,6 +280,7 @@ def test_status_indications_are_recorded() -> None:
     ndis, eth0 = kernel_with(SimNic5Single())
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     nic = eth0.MiniportAdapterContext
     nic.pull_cable()
@@ -278,6 +294,7 @@ def test_unbind_with_sends_in_flight_closes_after_they_complete() -> None:
     ndis, eth0 = kernel_with(SimNic5Single(), rate_bps=1_000_000)  # 480 us per 60-byte frame
     prot = NdisProt5(pool=8)
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     for i in range(5):
         assert o.write(frame(fill=i)) == NDIS_STATUS.PENDING
@@ -293,6 +310,7 @@ def test_close_directly_is_idempotent() -> None:
     ndis, eth0 = kernel_with(NullMiniport())
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     assert prot.close(o) == NDIS_STATUS.SUCCESS
     assert prot.close(o) == NDIS_STATUS.SUCCESS
@@ -313,6 +331,7 @@ def test_first_buffer_of_a_written_packet_is_the_callers_memory() -> None:
     ndis, eth0 = kernel_with(Peek())
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     data = bytearray(frame())
     prot.write(data)
     assert seen[0].obj is data  # zero copy: the MDL maps the caller's bytearray
@@ -325,6 +344,7 @@ def test_a_status_code_ndis_does_not_name_is_counted_as_is() -> None:
     ndis, eth0 = kernel_with(NullMiniport(), send_status=custom)
     prot = NdisProt5()
     prot.register(ndis)
+    ndis.run()
     o = prot.open()
     assert o.write(frame()) == custom
     assert o.by_status == {custom: 1}

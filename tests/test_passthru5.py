@@ -104,6 +104,7 @@ def stack(
     assert passthru.register(ndis) == NDIS_STATUS.SUCCESS
     if not prot_first:
         prot.register(ndis)
+    ndis.run()  # the PnP offers (ProtocolBindAdapter) are PASSIVE work items
     return ndis, eth0, passthru, prot.open("eth0-pt")
 
 
@@ -222,6 +223,22 @@ def test_receives_through_a_loopback_adapter_below_arrive_once() -> None:
     finish(ndis, lo)
 
 
+def test_a_repackaged_receive_nobody_kept_has_no_pending_status_and_frees_the_chain() -> None:
+    """MiniportReturnPacket page, at both edges: ndisprot above copies, so the passthru's
+    repackaged packet is not PENDING when its indication returns; the passthru frees it and
+    answers ReceiveCount 0, so the loopback's packet below is not PENDING either. No
+    MiniportReturnPacket at any level, no NdisReturnPackets below."""
+    ndis, lo, passthru, o = stack(Loopback5())
+    o.write(frame(ME))
+    ndis.run()
+    pt = passthru.adapter()
+    assert list(o.received) == [frame(ME)] and o.pending == 0
+    assert pt.received_up == 1 and pt.returned_down == 0 and pt.recv_map == {}
+    assert pt.recv_pool is not None and pt.recv_pool.outstanding == 0
+    assert not any(" miniport-return5 " in e for e in ndis.scheduler.events)
+    finish(ndis, lo)
+
+
 def test_one_loopback_copy_when_ndis_loops_back_below_and_above() -> None:
     # The simulated NIC says NO_LOOPBACK: NDIS loops back, above (the virtual adapter says
     # the same) for the protocols there, and below for the protocols bound to the NIC directly,
@@ -229,6 +246,7 @@ def test_one_loopback_copy_when_ndis_loops_back_below_and_above() -> None:
     ndis, eth0, _, o = stack(SimNic5Single())
     direct = NdisProt5(name="direct", bind_to={"eth0"})
     direct.register(ndis)
+    ndis.run()
     o.write(frame(BCAST))
     ndis.run()
     assert list(o.received) == [frame(BCAST)]
@@ -338,6 +356,8 @@ def test_bind_to_and_bad_options() -> None:
     ndis.add_adapter(handle, "eth1")
     passthru = Passthru5(bind_to={"eth1"})
     passthru.register(ndis)
+    assert passthru.adapters == {}  # the offers come later, from PASSIVE work items
+    ndis.run()
     assert set(passthru.adapters) == {"eth1"} and "eth1-pt" in ndis.adapters
     with pytest.raises(LookupError):
         Passthru5().adapter()

@@ -21,7 +21,12 @@ from pyndis.constants import (
 from pyndis.errors import IrqlError, MiniportContractError, NdisError, ProtocolContractError
 from pyndis.mdl import NdisAllocateBuffer
 from pyndis.ownership import Ownership
-from pyndis.packet import NDIS_PACKET, NdisChainBufferAtBack
+from pyndis.packet import (
+    NDIS_GET_PACKET_STATUS,
+    NDIS_PACKET,
+    NDIS_SET_PACKET_STATUS,
+    NdisChainBufferAtBack,
+)
 from pyndis.pools import NdisAllocatePacket
 from pyndis.status import NDIS_STATUS
 from pyndis.testing import (
@@ -60,20 +65,22 @@ def test_indication_goes_to_the_bindings_whose_filter_accepts_the_destination() 
 
 def test_a_binding_with_no_packet_filter_receives_nothing() -> None:
     rig = rx_rig(packet_filter=0)
-    rig.miniport.indicate([ethernet_frame(BROADCAST)])
+    (packet,) = rig.miniport.indicate([ethernet_frame(BROADCAST)])
     assert rig.protocol.received == []
-    assert len(rig.miniport.returned) == 1  # back to the miniport all the same
+    assert rig.miniport.reclaimed == [packet]  # back to the miniport when the call returned
+    assert rig.miniport.returned == []
     rig.finish()
 
 
-def test_receive_count_zero_gives_the_packet_back_before_the_indication_returns() -> None:
+def test_receive_count_zero_gives_the_packet_back_when_the_indication_returns() -> None:
     rig = rx_rig()
     seen: list[Ownership] = []
     rig.protocol.on_receive = lambda p: seen.append(p.ownership)
     (packet,) = rig.miniport.indicate([ethernet_frame()])
     assert seen == [Ownership.INDICATED]
-    assert rig.miniport.returned == [packet]
-    assert packet.ownership is Ownership.FREE  # the miniport freed it in MiniportReturnPacket
+    assert rig.miniport.returned == []  # no MiniportReturnPacket for a packet nobody kept
+    assert rig.miniport.reclaimed == [packet]
+    assert packet.ownership is Ownership.FREE  # the miniport freed it after the indication
     rig.finish()
 
 
@@ -102,7 +109,8 @@ def test_a_packet_returned_early_from_inside_the_receive_handler_is_counted() ->
 
     protocol.on_receive = early
     (packet,) = rig.miniport.indicate([ethernet_frame()])
-    assert rig.miniport.returned == [packet]
+    # nobody holds it when the indication returns: back at once, no MiniportReturnPacket
+    assert rig.miniport.reclaimed == [packet] and rig.miniport.returned == []
     protocol.kept.clear()
     rig.finish()
 
@@ -132,7 +140,7 @@ def test_a_miniport_without_miniport_return_packet_has_its_packets_copied() -> N
     packets = rig.miniport.indicate([ethernet_frame()])
     assert rig.protocol.received[0][2] == S.RESOURCES  # NDIS forces copy semantics
     assert rig.protocol.kept == []
-    rig.miniport.free_rx(packets[0])
+    assert rig.miniport.reclaimed == packets  # Status RESOURCES: back at once
     rig.finish()
 
 
@@ -149,6 +157,135 @@ def test_receive_handlers_run_at_dispatch_level() -> None:
     rig.finish()
 
 
+# --- the OOB Status when NdisMIndicateReceivePacket returns (MiniportReturnPacket page) ----------
+
+
+class Choosy(Protocol5):
+    """Keeps (ReceiveCount 1) only the frames whose tag is in ``wanted``."""
+
+    def __init__(self, wanted: set[int]) -> None:
+        super().__init__()
+        self.wanted = wanted
+
+    def ProtocolReceivePacket(self, ctx: object, Packet: NDIS_PACKET) -> int:
+        super().ProtocolReceivePacket(ctx, Packet)
+        data = bytes(Packet.Private.Head.data[14:18]) if Packet.Private.Head else b""
+        if int.from_bytes(data, "big") in self.wanted:
+            self.kept.append(Packet)
+            return 1
+        return 0
+
+
+class StatusRecorder(Miniport5):
+    """Records each packet's OOB Status and ownership right after NdisMIndicateReceivePacket
+    returns (before it reclaims anything)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.after: list[tuple[int, Ownership]] = []
+
+    def indicate(self, frames: Any, status: int = S.SUCCESS) -> list[NDIS_PACKET]:
+        assert self.rx_packets is not None and self.rx_buffers is not None and self.handle
+        packets = []
+        for frame in frames:
+            _, packet = NdisAllocatePacket(self.rx_packets)
+            _, buffer = NdisAllocateBuffer(self.rx_buffers, frame, len(frame))
+            assert packet is not None and buffer is not None
+            NdisChainBufferAtBack(packet, buffer)
+            NDIS_SET_PACKET_STATUS(packet, status)
+            packets.append(packet)
+        self.ndis.NdisMIndicateReceivePacket(self.handle, packets, len(packets))
+        self.after = [(NDIS_GET_PACKET_STATUS(p), p.ownership) for p in packets]
+        for packet in packets:
+            if NDIS_GET_PACKET_STATUS(packet) != S.PENDING:
+                self.reclaimed.append(packet)
+                self.free_rx(packet)
+        return packets
+
+
+def test_only_kept_packets_get_pending_status_and_a_miniport_return_packet_call() -> None:
+    """MiniportReturnPacket page: when NdisMIndicateReceivePacket returns, a packet a protocol
+    kept has OOB Status PENDING and comes back later through MiniportReturnPacket; the others
+    have a non-PENDING Status, are the miniport's again, and get no MiniportReturnPacket."""
+    rig = rx_rig(Choosy({1}), miniport=StatusRecorder())
+    miniport = rig.miniport
+    assert isinstance(miniport, StatusRecorder)
+    packets = miniport.indicate([ethernet_frame(ADDRESS, tag=i) for i in range(3)])
+    assert miniport.after == [
+        (S.SUCCESS, Ownership.ALLOCATED),
+        (S.PENDING, Ownership.INDICATED),
+        (S.SUCCESS, Ownership.ALLOCATED),
+    ]
+    assert miniport.reclaimed == [packets[0], packets[2]]
+    assert miniport.returned == []
+    rig.protocol.return_kept()
+    assert miniport.returned == [packets[1]]  # exactly once, after the last return
+    rig.finish()
+
+
+def test_a_packet_kept_by_two_receivers_keeps_pending_status_until_the_last_return() -> None:
+    """MiniportReturnPacket page: a packet several protocols kept stays PENDING (lent) until
+    every holder called NdisReturnPackets; then one MiniportReturnPacket call."""
+    keeper, other = Protocol5(keep=1), Protocol5(keep=1)
+    rig = rx_rig(keeper, other, miniport=StatusRecorder())
+    miniport = rig.miniport
+    assert isinstance(miniport, StatusRecorder)
+    (packet,) = miniport.indicate([ethernet_frame(BROADCAST)])
+    assert miniport.after == [(S.PENDING, Ownership.INDICATED)]
+    keeper.return_kept()
+    assert miniport.returned == [] and packet.ownership is Ownership.INDICATED
+    other.return_kept()
+    assert miniport.returned == [packet] and miniport.reclaimed == []
+    rig.finish()
+
+
+def test_resources_packets_never_get_pending_status() -> None:
+    """MiniportReturnPacket page: a packet indicated with NDIS_STATUS_RESOURCES is always back
+    when the call returns, its Status still RESOURCES, with no MiniportReturnPacket."""
+    rig = rx_rig(Protocol5(keep=1), LookaheadProtocol5(), miniport=StatusRecorder())
+    miniport = rig.miniport
+    assert isinstance(miniport, StatusRecorder)
+    packets = miniport.indicate([ethernet_frame(BROADCAST, tag=i) for i in range(2)], S.RESOURCES)
+    assert miniport.after == [(S.RESOURCES, Ownership.ALLOCATED)] * 2
+    assert miniport.reclaimed == packets and miniport.returned == []
+    rig.finish()
+
+
+@pytest.mark.parametrize("handler", ["ProtocolReceivePacket", "ProtocolReceive", "none"])
+def test_a_packet_nobody_kept_never_keeps_a_pending_status(handler: str) -> None:
+    """MiniportReturnPacket page: a packet nobody kept comes back with a non-PENDING Status,
+    even one the miniport (wrongly) indicated with Status PENDING: NDIS sets SUCCESS, so the
+    miniport reclaims it and waits for no MiniportReturnPacket that would never come."""
+    protocols: list[Any] = {
+        "ProtocolReceivePacket": [Protocol5()],
+        "ProtocolReceive": [LookaheadProtocol5()],
+        "none": [],
+    }[handler]
+    rig = rx_rig(*protocols, miniport=StatusRecorder())
+    miniport = rig.miniport
+    assert isinstance(miniport, StatusRecorder)
+    for status in (S.SUCCESS, S.PENDING):
+        miniport.indicate([ethernet_frame(BROADCAST)], status)
+        assert miniport.after == [(S.SUCCESS, Ownership.ALLOCATED)]
+    assert len(miniport.reclaimed) == 2 and miniport.returned == []
+    rig.finish()
+
+
+def test_the_pending_status_is_set_before_the_indicating_miniport_regains_control() -> None:
+    """MiniportReturnPacket page: NDIS sets the Status before NdisMIndicateReceivePacket
+    returns; during the indication the receivers see the miniport's own Status."""
+    rig = rx_rig(Protocol5(keep=1))
+    seen: list[int] = []
+    rig.protocol.on_receive = lambda p: seen.append(p.oob.Status)
+    (packet,) = rig.miniport.indicate([ethernet_frame()])
+    assert seen == [S.SUCCESS]
+    assert NDIS_GET_PACKET_STATUS(packet) == S.PENDING
+    assert rig.miniport.reclaimed == []
+    rig.protocol.return_kept()
+    assert rig.miniport.returned == [packet]
+    rig.finish()
+
+
 # --- ProtocolReceive (lookahead) ------------------------------------------------------------------
 
 
@@ -158,7 +295,7 @@ def test_protocol_receive_gets_header_and_lookahead_then_one_receive_complete() 
     rig.miniport.indicate(frames)
     assert rig.protocol.received == [(bytes(f[:14]), bytes(f[14:]), 46) for f in frames]
     assert rig.protocol.receive_completes == 1  # once after the batch
-    assert len(rig.miniport.returned) == 3
+    assert len(rig.miniport.reclaimed) == 3 and rig.miniport.returned == []  # copy only
     rig.finish()
 
 
@@ -176,6 +313,8 @@ def test_a_fragmented_frame_is_put_together_for_protocol_receive() -> None:
     assert miniport.handle is not None
     rig.ndis.NdisMIndicateReceivePacket(miniport.handle, [packet], 1)
     assert rig.protocol.received == [(bytes(frame[:14]), bytes(frame[14:]), 26)]
+    assert NDIS_GET_PACKET_STATUS(packet) == S.SUCCESS  # ours again: free it
+    miniport.free_rx(packet)
     rig.finish()
 
 

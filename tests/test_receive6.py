@@ -69,6 +69,7 @@ def indicate(s: Stack6, nbls: list[NET_BUFFER_LIST], flags: int = 0) -> None:
 def second_protocol(s: Stack6, packet_filter: int) -> RawOpen:
     other = Raw6Protocol(packet_filter)
     other.register(s.ndis)
+    s.ndis.run()
     return other.opens["nic0"]
 
 

@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from pyndis.constants import DISPATCH_LEVEL, NdisMediaStateConnected, NdisMedium802_3
+from pyndis.constants import (
+    DISPATCH_LEVEL,
+    PASSIVE_LEVEL,
+    NdisMediaStateConnected,
+    NdisMedium802_3,
+)
 from pyndis.errors import Culprit, IrqlError, NdisUsageError, ProtocolContractError
 from pyndis.library.adapter import (
     NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
@@ -24,25 +29,33 @@ MAC = b"\x02\x00\x00\x00\x00\x07"
 
 
 class Proto5:
-    """NDIS 5.x connectionless protocol: opens every adapter it is offered."""
+    """NDIS 5.x connectionless protocol recording its bind offers (and the IRQL and handle it
+    saw); with ``open_on_bind`` it opens each adapter with the handle its DriverEntry stored."""
 
     def __init__(self, open_on_bind: bool = False) -> None:
         self.binds: list[tuple[Any, ...]] = []
         self.open_on_bind = open_on_bind
         self.bindings: list[Any] = []
+        #: the NdisProtocolHandle, stored once NdisRegisterProtocol returned (DriverEntry)
+        self.handle: DriverBlock | None = None
+        self.seen: list[tuple[int, DriverBlock | None]] = []
+
+    def register(self, ndis: Ndis) -> DriverBlock:
+        status, handle = ndis.NdisRegisterProtocol(self, 5, 1)
+        assert status == NDIS_STATUS.SUCCESS and handle is not None
+        self.handle = handle
+        return handle
 
     def ProtocolSendComplete(self, ctx: Any, packet: Any, status: int) -> None:
         raise AssertionError("no sends here")
 
     def ProtocolBindAdapter(self, BindContext: Any, DeviceName: str, ss1: Any, ss2: Any) -> int:
         self.binds.append((BindContext, DeviceName, ss1, ss2))
+        self.seen.append((self.ndis.irql.level, self.handle))
         if self.open_on_bind:
-            # offered from inside NdisRegisterProtocol, before the handle is returned: the
-            # running driver block is the protocol's handle
-            handle = self.ndis.current_driver
-            assert handle is not None and handle.driver is self
+            assert self.handle is not None  # binding is asynchronous: the handle is stored
             status, _, binding, _ = self.ndis.NdisOpenAdapter(
-                handle, self, [NdisMedium802_3], DeviceName
+                self.handle, self, [NdisMedium802_3], DeviceName
             )
             assert status == NDIS_STATUS.SUCCESS
             self.bindings.append(binding)
@@ -309,6 +322,8 @@ def test_new_ndis5_protocol_is_offered_existing_adapters() -> None:
     _, a2 = ndis.add_adapter(mini, "eth1")
     proto = Proto5()
     ndis.NdisRegisterProtocol(proto, 5, 1)
+    assert proto.binds == []  # not inside the registration call
+    ndis.run()
     assert proto.binds == [(a1, "eth0", None, None), (a2, "eth1", None, None)]
 
 
@@ -320,6 +335,8 @@ def test_new_ndis6_protocol_is_offered_existing_adapters_with_bind_parameters() 
     _, adapter = ndis.add_adapter(mini, "vmnic")
     proto = Proto6()
     ndis.NdisRegisterProtocolDriver(proto)
+    assert proto.binds == []  # not inside the registration call
+    ndis.run()
     assert len(proto.binds) == 1
     ctx, bind_context, params = proto.binds[0]
     assert ctx is proto and bind_context is adapter
@@ -339,6 +356,7 @@ def test_offers_stay_within_one_ndis_generation() -> None:
     p5, p6 = Proto5(), Proto6()
     ndis.NdisRegisterProtocol(p5, 5, 1)
     ndis.NdisRegisterProtocolDriver(p6)
+    ndis.run()
     assert [b[1] for b in p5.binds] == ["old"]
     assert [b[2].AdapterName for b in p6.binds] == ["new"]
 
@@ -350,7 +368,78 @@ def test_protocol_without_a_bind_handler_is_not_offered() -> None:
     ndis.add_adapter(mini, "eth0")
     status, _ = ndis.NdisRegisterProtocol(without(Proto5, "ProtocolBindAdapter"), 5, 1)
     assert status == NDIS_STATUS.SUCCESS
+    ndis.run()
     assert ndis.bindings == []
+
+
+def test_offers_run_as_passive_work_items_after_the_registration_returns() -> None:
+    ndis = Ndis()
+    _, mini = ndis.NdisMRegisterMiniport(Mini5(), 5, 1)
+    assert mini is not None
+    ndis.add_adapter(mini, "eth0")
+    ndis.add_adapter(mini, "eth1")
+    proto = Proto5()
+    handle = proto.register(ndis)
+    assert proto.binds == [] and ndis.scheduler.pending() == 2  # one work item per adapter
+    assert "bind-offer" not in ndis.scheduler.trace_text()
+    with ndis.irql.at(DISPATCH_LEVEL):  # the work items run at PASSIVE_LEVEL all the same
+        ndis.run()
+    assert [b[1] for b in proto.binds] == ["eth0", "eth1"]  # in adapter order
+    offers = [e.split()[1:] for e in ndis.scheduler.events if " bind-offer " in e]
+    assert offers == [["bind-offer", "Proto5", "eth0"], ["bind-offer", "Proto5", "eth1"]]
+    assert proto.seen == [(PASSIVE_LEVEL, handle), (PASSIVE_LEVEL, handle)]
+
+
+def test_the_bind_handler_finds_the_handle_the_driver_stored() -> None:
+    ndis, proto, handle = _bound_protocol()
+    (binding,) = proto.bindings
+    assert binding.protocol is handle and proto.seen == [(PASSIVE_LEVEL, handle)]
+    assert ndis.bindings == [binding]
+
+
+def test_a_protocol_registered_before_any_adapter_is_offered_each_new_one_at_once() -> None:
+    ndis = Ndis()
+    proto = Proto5(open_on_bind=True)
+    handle = proto.register(ndis)
+    _, mini = ndis.NdisMRegisterMiniport(Mini5(), 5, 1)
+    assert mini is not None
+    _, eth0 = ndis.add_adapter(mini, "eth0")
+    # synchronously, inside add_adapter, with no scheduler run
+    assert [b[1] for b in proto.binds] == ["eth0"] and ndis.scheduler.pending() == 0
+    assert [b.adapter for b in proto.bindings] == [eth0] and proto.seen == [(PASSIVE_LEVEL, handle)]
+    ndis.add_adapter(mini, "eth1")
+    assert [b[1] for b in proto.binds] == ["eth0", "eth1"]
+    ndis.run()
+    assert len(proto.binds) == 2  # no second offer of either adapter
+
+
+def test_a_queued_offer_is_dropped_when_its_protocol_or_adapter_is_gone() -> None:
+    ndis = Ndis()
+    _, mini = ndis.NdisMRegisterMiniport(Mini5(), 5, 1)
+    assert mini is not None
+    _, eth0 = ndis.add_adapter(mini, "eth0")
+    assert eth0 is not None
+    gone, stays = Proto5(), Proto5()
+    ndis.NdisDeregisterProtocol(gone.register(ndis))  # deregistered before its offer ran
+    stays.register(ndis)
+    ndis.remove_adapter(eth0)  # removed before the offer ran
+    ndis.run()
+    assert gone.binds == [] and stays.binds == []
+
+
+def test_a_queued_offer_is_dropped_when_the_protocol_opened_the_adapter_itself() -> None:
+    ndis = Ndis()
+    _, mini = ndis.NdisMRegisterMiniport(Mini5(), 5, 1)
+    assert mini is not None
+    ndis.add_adapter(mini, "eth0")
+    ndis.add_adapter(mini, "eth1")
+    proto = Proto5(open_on_bind=True)
+    handle = proto.register(ndis)
+    status, _, binding, _ = ndis.NdisOpenAdapter(handle, proto, [NdisMedium802_3], "eth0")
+    assert status == NDIS_STATUS.SUCCESS and binding is not None
+    ndis.run()
+    assert [b[1] for b in proto.binds] == ["eth1"]  # eth0 is bound already: no second offer
+    assert len(ndis.bindings) == 2
 
 
 # --- deregistration -------------------------------------------------------------------------------
@@ -362,8 +451,9 @@ def _bound_protocol() -> tuple[Ndis, Proto5, DriverBlock]:
     assert mini is not None
     ndis.add_adapter(mini, "eth0")
     proto = Proto5(open_on_bind=True)
-    status, handle = ndis.NdisRegisterProtocol(proto, 5, 1)
-    assert status == NDIS_STATUS.SUCCESS and handle is not None
+    handle = proto.register(ndis)
+    assert proto.bindings == []
+    ndis.run()  # the offer: a PASSIVE work item
     return ndis, proto, handle
 
 

@@ -565,6 +565,31 @@ def test_rule_56_loopback_copies_come_from_ndis_and_return_to_ndis() -> None:
     rig.finish()
 
 
+@pytest.mark.parametrize("keep", [0, 1])
+def test_rule_56_ndis_loopback_copies_get_pending_status_only_when_kept(keep: int) -> None:
+    """MiniportReturnPacket page, applied to NDIS's own loopback copies: one nobody kept is back
+    with NDIS (freed) when the loopback indication returns, with a non-PENDING Status; one a
+    receiver kept has Status PENDING and is freed after the last NdisReturnPackets."""
+    looker, keeper = Protocol5(), Protocol5(keep)
+    rig = Rig5(Miniport5(mac_options=NDIS_MAC_OPTION_NO_LOOPBACK), [looker, keeper])
+    seen: list[NDIS_PACKET] = []
+    looker.on_receive = seen.append
+    rig.ndis.NdisSend(rig.binding, rig.packet(dest=BROADCAST))
+    (copy,) = seen
+    pools = [p for p in rig.ndis.pools if p.tag == "ndis-loopback"]
+    assert [p.outstanding for p in pools] == [keep, keep]
+    if keep:
+        assert copy.ownership is Ownership.INDICATED and copy.oob.Status == S.PENDING
+        keeper.return_kept()
+        assert [p.outstanding for p in pools] == [0, 0]
+    else:
+        assert copy.ownership is Ownership.FREE  # NDIS freed it when the indication returned
+    assert rig.ndis.receive5_outstanding() == []
+    rig.miniport.complete_all()
+    assert rig.miniport.returned == [] and rig.miniport.reclaimed == []
+    rig.finish()
+
+
 def test_rule_15_is_loopback_packet_set_by_a_protocol_is_refused() -> None:
     rig = Rig5(protocols=[LoopbackFlagProtocol5()])
     packet = rig.packet()

@@ -98,6 +98,7 @@ def test_rule_47_another_bindings_handle_is_refused() -> None:
     s = build_stack()
     other = Raw6Protocol()
     other.register(s.ndis)
+    s.ndis.run()
     nbl = s.protocol.nbl(other.opens["nic0"])
     with pytest.raises(ProtocolContractError) as info:
         s.protocol.send(s.ctx, [nbl])
@@ -108,6 +109,7 @@ def test_rule_47_completions_route_by_source_handle_across_bindings() -> None:
     s = build_stack()
     second = Raw6Protocol()
     second.register(s.ndis)
+    s.ndis.run()
     b = second.opens["nic0"]
     mine = s.protocol.chain(s.ctx, 2)
     theirs = second.chain(b, 3)
@@ -134,6 +136,7 @@ def test_rule_47_intermediate_forwards_nbls_and_restores_source_handle() -> None
     im.register(ndis)
     top = Raw6Protocol(only=["nic0-pt"])
     top.register(ndis)
+    ndis.run()  # the PnP offers are PASSIVE work items
     ctx = top.opens["nic0-pt"]
     nbls = top.chain(ctx, 3, nbs=2)
     top.send(ctx, nbls)
@@ -173,6 +176,7 @@ def test_rule_47_intermediate_that_does_not_restore_source_handle_is_named() -> 
     Passthru6(restore=False).register(ndis)
     top = Raw6Protocol(only=["nic0-pt"])
     top.register(ndis)
+    ndis.run()  # the PnP offers are PASSIVE work items
     ctx = top.opens["nic0-pt"]
     top.send(ctx, top.chain(ctx, 1))
     with pytest.raises(IntermediateContractError) as info:
@@ -310,6 +314,7 @@ def test_rule_49_one_call_per_context_even_when_bindings_share_it() -> None:
     s = build_stack()
     second = Raw6Protocol()
     second.register(s.ndis)
+    s.ndis.run()
     b = second.opens["nic0"]
     x = s.protocol.chain(s.ctx, 2)
     y = second.chain(b, 2)
@@ -716,7 +721,8 @@ def _run(seed: int) -> str:
     assert handle is not None
     ndis.add_adapter(handle, "eth0", tcbs=3, jitter_ns=5000, random_order=True)
     prot = NdisProt6()
-    ndis.NdisRegisterProtocolDriver(prot)
+    prot.register(ndis)
+    ndis.run()
     ctx = prot.opens["eth0"]
     for i in range(10):
         prot.send(ctx, [make_frame(payload=bytes([i]) * 20)] * 3)

@@ -58,6 +58,7 @@ def host(
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     prot = prot or NdisProt5(track=True)
     assert prot.register(ndis) == NDIS_STATUS.SUCCESS
+    ndis.run()  # ProtocolBindAdapter runs from a PASSIVE work item
     return ndis, adapter, adapter.MiniportAdapterContext, prot.open()
 
 
@@ -404,6 +405,23 @@ def test_received_packets_come_back_through_miniport_return_packet() -> None:
     holder.release()
     assert nicb.lent == set()
     assert nicb.rx_packet_pool is not None and nicb.rx_packet_pool.outstanding == 0
+    finish(na, ea)
+    finish(nb, eb)
+
+
+def test_received_packets_nobody_kept_are_reclaimed_without_pending_status() -> None:
+    """MiniportReturnPacket page: ndisprot copies every frame (ReceiveCount 0), so no packet
+    has Status PENDING when the receive DPC's NdisMIndicateReceivePacket returns: the driver
+    reclaims each at once, lends none, and NDIS never calls MiniportReturnPacket."""
+    wire = Wire()
+    (na, ea, _, oa), (nb, eb, nicb, ob) = two_hosts(wire)
+    for i in range(3):
+        oa.write(frame(PEER, fill=i))
+    run_kernels([na, nb])
+    assert list(ob.received) == [frame(PEER, fill=i) for i in range(3)]
+    assert nicb.lent == set()
+    assert nicb.rx_packet_pool is not None and nicb.rx_packet_pool.outstanding == 0
+    assert not any(" miniport-return5 " in e for e in nb.scheduler.events)
     finish(na, ea)
     finish(nb, eb)
 

@@ -53,6 +53,7 @@ def _host(
         target = "eth0-pt"
     prot = NdisProt5(name="ndisprot", pool=128, bind_to={target})
     assert prot.register(ndis) == NDIS_STATUS.SUCCESS
+    ndis.run()  # the PnP offers (ProtocolBindAdapter) are PASSIVE work items
     return ndis, prot.open(target), adapter.MiniportAdapterContext
 
 

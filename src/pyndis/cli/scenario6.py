@@ -47,7 +47,8 @@ def _host6(name: str, seed: int, wire: Wire, mac: bytes) -> tuple[Ndis, NdisProt
     )
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     prot = NdisProt6()
-    ndis.NdisRegisterProtocolDriver(prot, 6, 0, "ndisprot6")
+    assert prot.register(ndis, "ndisprot6") == NDIS_STATUS.SUCCESS
+    ndis.run()  # the PnP offers (ProtocolBindAdapterEx) are PASSIVE work items
     return ndis, prot, prot.opens["vmini0"]
 
 
@@ -120,7 +121,7 @@ def scenario_condis6(seed: int) -> ScenarioResult:
         )
         assert status == NDIS_STATUS.SUCCESS
         client = CoClient6()
-        ndis.NdisRegisterProtocolDriver(client)
+        assert client.register(ndis) == NDIS_STATUS.SUCCESS
         sides.append((ndis, client))
     kernels = [ndis for ndis, _ in sides]
     run_kernels(kernels)

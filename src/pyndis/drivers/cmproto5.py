@@ -212,10 +212,10 @@ class CmProto5:
         self.packet_pool: PacketPool | None = None
         self.buffer_pool: BufferPool | None = None
         self.bindings: dict[str, CmBinding] = {}
-        self._deferred: list[str] = []
 
     def register(self, ndis: Ndis) -> NDIS_STATUS:
-        """DriverEntry: pools for signalling, NdisRegisterProtocol, deferred binds."""
+        """DriverEntry: pools for signalling, NdisRegisterProtocol (the adapters present are
+        offered later, from PASSIVE work items)."""
         self.ndis = ndis
         status, self.packet_pool = ndis.NdisAllocatePacketPool(self.packet_count, 16)
         status, self.buffer_pool = ndis.NdisAllocateBufferPool(self.packet_count)
@@ -223,18 +223,12 @@ class CmProto5:
         if status != _SUCCESS:
             return status
         self.handle = handle
-        for device in self._deferred:
-            self._bind(device)
-        self._deferred.clear()
         return status
 
     # --- binding ----------------------------------------------------------------------------------
     def ProtocolBindAdapter(
         self, BindContext: Any, DeviceName: str, SystemSpecific1: Any, SystemSpecific2: Any
     ) -> NDIS_STATUS:
-        if self.handle is None:
-            self._deferred.append(DeviceName)
-            return _PENDING
         return self._bind(DeviceName)
 
     def _bind(self, device: str) -> NDIS_STATUS:

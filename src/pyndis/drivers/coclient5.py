@@ -155,7 +155,6 @@ class CoClient5:
         self.packet_pool: PacketPool | None = None
         self.buffer_pool: BufferPool | None = None
         self.bindings: dict[str, ClientBinding] = {}
-        self._deferred: list[str] = []
         self.spare: list[NDIS_PACKET] = []
         #: callbacks: on_connected(vc), on_receive(vc, data), on_send_complete(vc, packet, status)
         self.on_connected: Callable[[ClientVc], None] | None = None
@@ -165,7 +164,8 @@ class CoClient5:
 
     # --- DriverEntry and binding ------------------------------------------------------------------
     def register(self, ndis: Ndis) -> NDIS_STATUS:
-        """DriverEntry: pools, NdisRegisterProtocol, then bind what was offered meanwhile."""
+        """DriverEntry: pools, NdisRegisterProtocol (the adapters present are offered later,
+        from PASSIVE work items)."""
         self.ndis = ndis
         status, self.packet_pool = ndis.NdisAllocatePacketPool(self.packet_count, 16)
         if status != _SUCCESS:
@@ -175,17 +175,11 @@ class CoClient5:
         if status != _SUCCESS:
             return status
         self.handle = handle
-        for device in self._deferred:
-            self._bind(device)
-        self._deferred.clear()
         return status
 
     def ProtocolBindAdapter(
         self, BindContext: Any, DeviceName: str, SystemSpecific1: Any, SystemSpecific2: Any
     ) -> NDIS_STATUS:
-        if self.handle is None:
-            self._deferred.append(DeviceName)
-            return _PENDING
         return self._bind(DeviceName)
 
     def _bind(self, device: str) -> NDIS_STATUS:

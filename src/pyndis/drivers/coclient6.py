@@ -4,6 +4,8 @@ Theory of operation
 -------------------
 Life of a binding (a :class:`ClientBinding`, the ProtocolBindingContext)::
 
+    register(ndis): NdisRegisterProtocolDriver, keep the handle (DriverEntry)
+    ... later, a PASSIVE work item per adapter present (run the scheduler):
     ProtocolBindAdapterEx -> NdisOpenAdapterEx (CoWAN) -> pools
     ProtocolCoAfRegisterNotify(af) -> NdisClOpenAddressFamilyEx -> NdisAfHandle
     open_vc(n): NdisCoCreateVc -> NdisClMakeCall(vc_call_parameters(n))
@@ -117,13 +119,22 @@ class CoClient6:
         self.handle: DriverBlock | None = None
         self.bindings: dict[str, ClientBinding] = {}
 
-    # --- binding and the address family --------------------------------------------------------
+    # --- DriverEntry, binding and the address family -----------------------------------------
+    def register(self, ndis: Ndis, name: str | None = None) -> NDIS_STATUS:
+        """DriverEntry: NdisRegisterProtocolDriver, keep the NdisProtocolHandle for the binds
+        (they come later, from PASSIVE work items)."""
+        self.ndis = ndis
+        status, handle = ndis.NdisRegisterProtocolDriver(self, Name=name)
+        if status == NDIS_STATUS.SUCCESS:
+            self.handle = handle
+        return status
+
     def ProtocolBindAdapterEx(
         self, ProtocolDriverContext: Any, BindContext: Any, BindParameters: NDIS_BIND_PARAMETERS
     ) -> NDIS_STATUS:
         ndis = self.ndis
-        handle = self.handle or ndis.current_driver
-        assert handle is not None
+        handle = self.handle
+        assert handle is not None, "register(ndis) first: binding needs the NdisProtocolHandle"
         ctx = ClientBinding(BindParameters.AdapterName)
         ctx.nbl_pool = ndis.NdisAllocateNetBufferListPool(
             handle, NET_BUFFER_LIST_POOL_PARAMETERS(fAllocateNetBuffer=True, PoolTag="clnt")

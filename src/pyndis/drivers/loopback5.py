@@ -13,11 +13,11 @@ packet has come back, so the receivers read stable bytes.
 Grammar per sent packet::
 
     MiniportSend(P) -> build R over P's memory -> NdisMIndicateReceivePacket(R)
-        -> R back (at once when indicated with RESOURCES, or when no receiver kept it;
-           otherwise MiniportReturnPacket(R) later)
-        -> free R -> complete P:
-             serialized, R back before the indication returned: MiniportSend returns SUCCESS
-             otherwise: MiniportSend returned PENDING, NdisMSendComplete(P) exactly once
+        -> R's OOB Status not PENDING (indicated with RESOURCES, or no receiver kept it):
+               R is back now (no MiniportReturnPacket) -> free R -> complete P at once:
+               serialized: MiniportSend returns SUCCESS; deserialized: NdisMSendComplete(P)
+           Status PENDING: MiniportSend returns PENDING; MiniportReturnPacket(R) later
+               -> free R -> NdisMSendComplete(P) exactly once
 
 When the driver's own pools run dry a serialized loopback returns RESOURCES (NDIS requeues the
 packet and resubmits on the next completion, rule 21); a deserialized one queues the packet
@@ -51,8 +51,10 @@ from ..constants import (
     NdisMediaStateConnected,
     NdisMedium802_3,
 )
+from ..errors import NdisInternalError
 from ..mdl import NdisAllocateBuffer, NdisFreeBuffer, NdisGetNextBuffer, NdisQueryBuffer
 from ..packet import (
+    NDIS_GET_PACKET_STATUS,
     NDIS_PACKET,
     NDIS_SET_PACKET_HEADER_SIZE,
     NDIS_SET_PACKET_STATUS,
@@ -93,12 +95,9 @@ class LoopbackAdapter:
         self.packet_filter = 0
         self.packet_pool: PacketPool | None = None
         self.buffer_pool: BufferPool | None = None
-        #: receive packet -> the sent packet it loops back (our "MiniportReserved" link)
+        #: receive packet a receiver kept -> the sent packet it loops back (our
+        #: "MiniportReserved" link)
         self.looping: dict[NDIS_PACKET, NDIS_PACKET] = {}
-        #: receive packets whose NdisMIndicateReceivePacket has not returned yet
-        self.indicating: set[NDIS_PACKET] = set()
-        #: receive packets that came back during their own indication
-        self.came_back: set[NDIS_PACKET] = set()
         #: deserialized: sent packets waiting for a receive packet (rule 27)
         self.backlog: deque[NDIS_PACKET] = deque()
         self.drain_queued = False
@@ -156,39 +155,29 @@ class LoopbackAdapter:
     # --- the loop ------------------------------------------------------------------------------
     def loop(self, sent: NDIS_PACKET) -> NDIS_STATUS:
         """Indicate ``sent`` back. Returns SUCCESS when it is already finished (the receive
-        packet came back during the indication), PENDING when the receive packet is still out,
-        RESOURCES when our pools are empty."""
+        packet's Status is not PENDING: it is ours again), PENDING when a receiver kept the
+        receive packet (MiniportReturnPacket follows), RESOURCES when our pools are empty."""
         received = self.build(sent)
         if received is None:
             self.resources_returned += 1
             return _RESOURCES
-        self.looping[received] = sent
-        self.indicating.add(received)
         self.looped += 1
         self.ndis.scheduler.trace("loopback", self.name)
         self.ndis.NdisMIndicateReceivePacket(self.handle, [received], 1)
-        self.indicating.discard(received)
-        if self.copy or received in self.came_back:
+        if NDIS_GET_PACKET_STATUS(received) != _PENDING:
             # Back already: the receivers copied (RESOURCES) or nobody kept it.
-            self.came_back.discard(received)
-            del self.looping[received]
             self.free(received)
             return _SUCCESS
+        self.looping[received] = sent
         return _PENDING
 
-    def returned(self, received: NDIS_PACKET) -> NDIS_PACKET | None:
-        """MiniportReturnPacket: the sent packet to complete now, or None if its MiniportSend
-        is still running (it will finish the send itself)."""
+    def returned(self, received: NDIS_PACKET) -> NDIS_PACKET:
+        """MiniportReturnPacket: the sent packet to complete now."""
         if received not in self.looping:
-            from ..errors import NdisInternalError
-
             raise NdisInternalError(
-                f"{self.name}: MiniportReturnPacket for {received!r}, which was never indicated",
+                f"{self.name}: MiniportReturnPacket for {received!r}, which no receiver kept",
                 rule="PY-LOOPBACK",
             )
-        if received in self.indicating:
-            self.came_back.add(received)
-            return None
         sent = self.looping.pop(received)
         self.free(received)
         return sent
@@ -298,8 +287,6 @@ class Loopback5:
         looped -> (deserialized) loop the next queued packet."""
         adapter = MiniportAdapterContext
         sent = adapter.returned(Packet)
-        if sent is None:
-            return
         self.ndis.NdisMSendComplete(adapter.handle, sent, _SUCCESS)
         if adapter.deserialized and adapter.backlog and not adapter.drain_queued:
             # Loop the queued packets from a DPC, not from inside NDIS's return path.

@@ -307,21 +307,17 @@ class NdisProt5:
         self.track = track
         self.handle: DriverBlock | None = None
         self.opens: dict[str, NdisProtOpen] = {}
-        #: adapters offered before we had our NdisProtocolHandle
-        self._deferred: list[str] = []
         self.bind_failures: list[tuple[str, NDIS_STATUS]] = []
 
     # --- registration --------------------------------------------------------------------------
     def register(self, ndis: Ndis) -> NDIS_STATUS:
-        """DriverEntry: NdisRegisterProtocol, then bind what was offered meanwhile."""
+        """DriverEntry: NdisRegisterProtocol, keep the handle. The adapters present are offered
+        later (ProtocolBindAdapter from PASSIVE work items: run the scheduler)."""
         self.ndis = ndis
         status, handle = ndis.NdisRegisterProtocol(self, 5, 1, self.name)
         if status != _SUCCESS:
             return status
         self.handle = handle
-        deferred, self._deferred = self._deferred, []
-        for device_name in deferred:
-            self._bind(device_name)
         return status
 
     def open(self, device_name: str | None = None) -> NdisProtOpen:
@@ -342,13 +338,9 @@ class NdisProt5:
     def ProtocolBindAdapter(
         self, BindContext: Any, DeviceName: str, SystemSpecific1: Any, SystemSpecific2: Any
     ) -> NDIS_STATUS:
-        """ProtocolBindAdapter -> [NdisOpenAdapter -> NdisRequest(packet filter)] -> status.
-        Offers that arrive before NdisRegisterProtocol returned are bound right after it."""
+        """ProtocolBindAdapter -> [NdisOpenAdapter -> NdisRequest(packet filter)] -> status."""
         if self.bind_to is not None and DeviceName not in self.bind_to:
             return NDIS_STATUS.NOT_ACCEPTED
-        if self.handle is None:
-            self._deferred.append(DeviceName)
-            return _PENDING
         return self._bind(DeviceName)
 
     def _bind(self, device_name: str) -> NDIS_STATUS:

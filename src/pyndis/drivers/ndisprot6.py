@@ -2,14 +2,17 @@
 
 Theory of operation
 -------------------
-Each binding is an :class:`ProtOpen` (the ProtocolBindingContext). Binding follows ndisprot:
-``ProtocolBindAdapterEx`` opens the adapter (NdisOpenAdapterEx), allocates an NBL pool with a
-pre-allocated NET_BUFFER per NBL and an NB pool for further NBs, and sets the packet filter with
-NdisOidRequest. A write (``send``) builds one NBL per frame list: the first frame in the NBL's
-own NB, the others in NBs from the NB pool, each over an MDL that describes the caller's bytes
-(no copy). Every NBL gets ``SourceHandle`` = the binding handle (rule 47) and a cancel ID (the
-partial ID from NdisGeneratePartialCancelId in the top byte), and the chain goes down in one
-NdisSendNetBufferLists call with NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK unless ``loopback=False``.
+``register(ndis)`` is DriverEntry: NdisRegisterProtocolDriver, keeping the handle; the adapters
+present are offered afterwards (ProtocolBindAdapterEx from PASSIVE work items: run the
+scheduler). Each binding is an :class:`ProtOpen` (the ProtocolBindingContext). Binding follows
+ndisprot: ``ProtocolBindAdapterEx`` opens the adapter (NdisOpenAdapterEx), allocates an NBL pool
+with a pre-allocated NET_BUFFER per NBL and an NB pool for further NBs, and sets the packet
+filter with NdisOidRequest. A write (``send``) builds one NBL per frame list: the first frame in
+the NBL's own NB, the others in NBs from the NB pool, each over an MDL that describes the
+caller's bytes (no copy). Every NBL gets ``SourceHandle`` = the binding handle (rule 47) and a
+cancel ID (the partial ID from NdisGeneratePartialCancelId in the top byte), and the chain goes
+down in one NdisSendNetBufferLists call with NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK unless
+``loopback=False``.
 
 ``ProtocolSendNetBufferListsComplete`` walks the chain (reading ``Next`` before it frees an
 NBL), records each NBL's status, frees the NBs, MDLs and NBL, and drops the pended-send count
@@ -125,14 +128,23 @@ class NdisProt6:
         self.handle: DriverBlock | None = None
         self.opens: dict[str, ProtOpen] = {}
 
-    # --- binding ---------------------------------------------------------------------------------
+    # --- DriverEntry and binding -----------------------------------------------------------------
+    def register(self, ndis: Ndis, name: str | None = None) -> NDIS_STATUS:
+        """DriverEntry: NdisRegisterProtocolDriver, keep the NdisProtocolHandle for the binds
+        (they come later, from PASSIVE work items)."""
+        self.ndis = ndis
+        status, handle = ndis.NdisRegisterProtocolDriver(self, Name=name)
+        if status == NDIS_STATUS.SUCCESS:
+            self.handle = handle
+        return status
+
     def ProtocolBindAdapterEx(
         self, ProtocolDriverContext: Any, BindContext: Any, BindParameters: NDIS_BIND_PARAMETERS
     ) -> NDIS_STATUS:
         """Open the adapter, allocate the pools, set the packet filter."""
         ndis = self.ndis
-        handle = self.handle or ndis.current_driver
-        assert handle is not None
+        handle = self.handle
+        assert handle is not None, "register(ndis) first: binding needs the NdisProtocolHandle"
         ctx = ProtOpen(BindParameters.AdapterName)
         self.opens[ctx.adapter_name] = ctx
         ctx.nbl_pool = ndis.NdisAllocateNetBufferListPool(

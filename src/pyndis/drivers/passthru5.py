@@ -27,8 +27,9 @@ Receives::
 
     ProtocolReceivePacket(L) -> NdisAllocatePacket(own receive pool) -> R sharing L's chain
       -> NdisMIndicateReceivePacket(R) above, with L's status
-      -> RESOURCES, or R came back during the indication: free R, return 0 (L not kept)
-      -> otherwise return 1 (we keep L); MiniportReturnPacket(R) later -> free R
+      -> R's Status not PENDING (RESOURCES, or nobody above kept R): R is ours again,
+         free R, return 0 (L not kept)
+      -> Status PENDING: return 1 (we keep L); MiniportReturnPacket(R) later -> free R
          -> NdisReturnPackets(L)
 
 Requests on the virtual adapter are passed to the lower binding (so the upper protocols' packet
@@ -155,10 +156,8 @@ class PtAdapter:
         self.send_pool: PacketPool | None = None
         self.recv_pool: PacketPool | None = None
         self.buffer_pool: BufferPool | None = None
-        #: receive packet above -> the lower packet it repackages
+        #: receive packet kept above (Status PENDING) -> the lower packet it repackages
         self.recv_map: dict[NDIS_PACKET, NDIS_PACKET] = {}
-        self.indicating: set[NDIS_PACKET] = set()
-        self.came_back: set[NDIS_PACKET] = set()
         self.unbinding = False
         self.closed = False
         self.sent_down = 0
@@ -229,13 +228,12 @@ class Passthru5:
         #: lower adapter name -> its PtAdapter
         self.adapters: dict[str, PtAdapter] = {}
         self.virtual_names: set[str] = set()
-        self._deferred: list[str] = []
         self.bind_failures: list[tuple[str, NDIS_STATUS]] = []
 
     # --- DriverEntry ------------------------------------------------------------------------------
     def register(self, ndis: Ndis) -> NDIS_STATUS:
-        """NdisMRegisterMiniport (intermediate) then NdisRegisterProtocol (intermediate), then
-        bind the adapters offered meanwhile."""
+        """NdisMRegisterMiniport (intermediate) then NdisRegisterProtocol (intermediate); the
+        adapters present are offered later (ProtocolBindAdapter, PASSIVE work items)."""
         self.ndis = ndis
         status, mp = ndis.NdisMRegisterMiniport(self, 5, 1, f"{self.name}-mp", intermediate=True)
         if status != _SUCCESS:
@@ -245,9 +243,6 @@ class Passthru5:
         if status != _SUCCESS:
             return status
         self.protocol_handle = prot
-        deferred, self._deferred = self._deferred, []
-        for name in deferred:
-            self._bind(name)
         return _SUCCESS
 
     def adapter(self, lower_name: str | None = None) -> PtAdapter:
@@ -267,9 +262,6 @@ class Passthru5:
             return NDIS_STATUS.NOT_ACCEPTED
         if self.bind_to is not None and DeviceName not in self.bind_to:
             return NDIS_STATUS.NOT_ACCEPTED
-        if self.protocol_handle is None:
-            self._deferred.append(DeviceName)
-            return _PENDING
         return self._bind(DeviceName)
 
     def _bind(self, lower_name: str) -> NDIS_STATUS:
@@ -336,8 +328,8 @@ class Passthru5:
         self._finish_send(ProtocolBindingContext, Packet, Status)
 
     def ProtocolReceivePacket(self, ProtocolBindingContext: PtAdapter, Packet: NDIS_PACKET) -> int:
-        """ProtocolReceivePacket(L) -> indicate a repackaged R above -> 1 (L kept until R comes
-        back) | 0 (R came back already, or L was indicated with RESOURCES, or no descriptor)."""
+        """ProtocolReceivePacket(L) -> indicate a repackaged R above -> 1 (R's Status is PENDING:
+        L kept until MiniportReturnPacket(R)) | 0 (R is back already, or no descriptor)."""
         pt = ProtocolBindingContext
         if pt.upper is None or pt.recv_pool is None:
             pt.rx_dropped += 1
@@ -352,18 +344,13 @@ class Passthru5:
         NDIS_SET_PACKET_TIME_RECEIVED(mine, NDIS_GET_PACKET_TIME_RECEIVED(Packet))
         original = NDIS_PER_PACKET_INFO_FROM_PACKET(Packet, OriginalPacketInfo) or Packet
         NDIS_SET_PER_PACKET_INFO_FROM_PACKET(mine, OriginalPacketInfo, original)
-        lower_status = NDIS_GET_PACKET_STATUS(Packet)
-        NDIS_SET_PACKET_STATUS(mine, lower_status)
-        pt.recv_map[mine] = Packet
-        pt.indicating.add(mine)
+        NDIS_SET_PACKET_STATUS(mine, NDIS_GET_PACKET_STATUS(Packet))
         pt.received_up += 1
         self.ndis.NdisMIndicateReceivePacket(pt.upper, [mine], 1)
-        pt.indicating.discard(mine)
-        if lower_status == _RESOURCES or mine in pt.came_back:
-            pt.came_back.discard(mine)
-            del pt.recv_map[mine]
+        if NDIS_GET_PACKET_STATUS(mine) != _PENDING:
             self._free_repackaged(mine)
             return 0
+        pt.recv_map[mine] = Packet
         return 1
 
     def ProtocolReceive(
@@ -527,12 +514,9 @@ class Passthru5:
                 self._finish_send(pt, packet, status)
 
     def MiniportReturnPacket(self, MiniportAdapterContext: PtAdapter, Packet: NDIS_PACKET) -> None:
-        """MiniportReturnPacket(R) -> free R -> NdisReturnPackets(L) below (unless R came back
-        during its own indication: then ProtocolReceivePacket did not keep L)."""
+        """MiniportReturnPacket(R) (only for an R kept above) -> free R -> NdisReturnPackets(L)
+        below."""
         pt = MiniportAdapterContext
-        if Packet in pt.indicating:
-            pt.came_back.add(Packet)
-            return
         lower_packet = pt.recv_map.pop(Packet)
         self._free_repackaged(Packet)
         pt.returned_down += 1

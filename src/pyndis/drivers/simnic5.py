@@ -35,9 +35,10 @@ MiniportReset                pends; frames in the ring and the driver's queue fi
 Receive. Each frame the hardware accepts gets a buffer descriptor from the driver's buffer pool
 that describes the frame's bytes (no copy); the receive DPC, raised once for all frames that
 arrive together, chains each to a packet from the driver's packet pool and indicates them all
-with one ``NdisMIndicateReceivePacket``. A packet comes back through ``MiniportReturnPacket``,
-or at once when it went up with NDIS_STATUS_RESOURCES (done for the last free packets, so that
-receivers copy).
+with one ``NdisMIndicateReceivePacket``. When that returns, every packet whose OOB Status is
+not NDIS_STATUS_PENDING is the driver's again and is reclaimed at once: nobody kept it, or it
+went up with NDIS_STATUS_RESOURCES (done for the last free packets, so that receivers copy).
+A PENDING one is lent until ``MiniportReturnPacket`` brings it back.
 
 Loopback: unless ``no_loopback`` is set (then NDIS loops back, rule 51) the hardware loops
 frames to its own address or to broadcast back to itself.
@@ -79,6 +80,7 @@ from ..errors import NdisInternalError
 from ..library.kernel import NDIS_MINIPORT_TIMER
 from ..mdl import MDL, NdisAllocateBuffer, NdisFreeBuffer, NdisGetNextBuffer, NdisQueryBuffer
 from ..packet import (
+    NDIS_GET_PACKET_STATUS,
     NDIS_PACKET,
     NDIS_SET_PACKET_HEADER_SIZE,
     NDIS_SET_PACKET_STATUS,
@@ -162,7 +164,7 @@ class SimNicAdapter:
         self.halted = False
         self.rx_fifo: deque[MDL] = deque()
         self.rx_dpc: WorkItem | None = None
-        #: receive packets lent to NDIS (indicated with SUCCESS, not yet returned)
+        #: receive packets receivers kept (Status PENDING after the indication), not yet back
         self.lent: set[NDIS_PACKET] = set()
         self.rx_packet_pool: PacketPool | None = None
         self.rx_buffer_pool: BufferPool | None = None
@@ -370,14 +372,14 @@ class SimNicAdapter:
             )
 
     def _rx_dpc(self) -> None:
-        """Receive DPC: NdisMIndicateReceivePacket(every frame received) -> reclaim the packets
-        indicated with RESOURCES at once; the others come back through MiniportReturnPacket."""
+        """Receive DPC: NdisMIndicateReceivePacket(every frame received) -> reclaim at once every
+        packet whose OOB Status is not PENDING; the PENDING ones come back through
+        MiniportReturnPacket."""
         ndis = self.ndis
         self.rx_dpc = None
         pool = self.rx_packet_pool
         assert pool is not None
         packets: list[NDIS_PACKET] = []
-        copy_now: list[NDIS_PACKET] = []
         while self.rx_fifo:
             buffer = self.rx_fifo.popleft()
             status, packet = NdisAllocatePacket(pool)
@@ -391,17 +393,18 @@ class SimNicAdapter:
             # Running low: ask the receivers to copy, so the packet comes straight back.
             low = self.rx_packets - NdisPacketPoolUsage(pool) < max(1, self.rx_packets // 8)
             NDIS_SET_PACKET_STATUS(packet, NDIS_STATUS.RESOURCES if low else _SUCCESS)
-            (copy_now if low else packets).append(packet)
+            packets.append(packet)
             self.counters.rx_packets += 1
             self.counters.rx_bytes += buffer.ByteCount
-        indicated = packets + copy_now
-        if not indicated:
+        if not packets:
             return
-        self.lent.update(packets)
-        ndis.scheduler.trace("nic-rx", self.name, len(indicated))
-        ndis.NdisMIndicateReceivePacket(self.handle, indicated, len(indicated))
-        for packet in copy_now:
-            self.reclaim(packet)
+        ndis.scheduler.trace("nic-rx", self.name, len(packets))
+        ndis.NdisMIndicateReceivePacket(self.handle, packets, len(packets))
+        for packet in packets:
+            if NDIS_GET_PACKET_STATUS(packet) == _PENDING:
+                self.lent.add(packet)  # a receiver kept it: MiniportReturnPacket later
+            else:
+                self.reclaim(packet)
 
     def return_packet(self, packet: NDIS_PACKET) -> None:
         """MiniportReturnPacket: NDIS gives back a packet we lent."""
@@ -493,7 +496,9 @@ class _SimNicBase:
     def MiniportReturnPacket(
         self, MiniportAdapterContext: SimNicAdapter, Packet: NDIS_PACKET
     ) -> None:
-        """MiniportReturnPacket: once per packet indicated with SUCCESS (DISPATCH_LEVEL)."""
+        """MiniportReturnPacket: once per packet a receiver kept (its OOB Status was PENDING
+        when NdisMIndicateReceivePacket returned), after the last holder gave it back
+        (DISPATCH_LEVEL)."""
         MiniportAdapterContext.return_packet(Packet)
 
     def MiniportQueryInformation(

@@ -204,16 +204,25 @@ class BindingDdis:
         """The PnP manager offers ``adapter`` to ``protocol`` (ProtocolBindAdapter[Ex]).
 
         NDIS 5.x protocols are offered NDIS 5.x adapters and NDIS 6 protocols NDIS 6 adapters
-        (the NDIS 5 <-> 6 translation layer is not modelled).
+        (the NDIS 5 <-> 6 translation layer is not modelled). Offers queued at registration
+        run later (:mod:`~pyndis.library.registration`): by then the protocol may have been
+        deregistered, the adapter removed, or the protocol may have opened the adapter itself;
+        such an offer is dropped.
         """
         ndis: Ndis = self  # type: ignore[assignment]
         if (protocol.major >= 6) != (adapter.driver.major >= 6):
             return
-        if adapter.state is not AdapterState.RUNNING:
+        if adapter.state is not AdapterState.RUNNING or protocol not in ndis.protocols:
+            return
+        if any(
+            b.protocol is protocol and b.state is not BindingState.CLOSED for b in adapter.bindings
+        ):
             return
         if protocol.major == 5 and protocol.has("ProtocolBindAdapter"):
+            ndis.scheduler.trace("bind-offer", protocol.name, adapter.name)
             ndis.call(protocol, "ProtocolBindAdapter", adapter, adapter.name, None, None)
         elif protocol.major >= 6 and protocol.has("ProtocolBindAdapterEx"):
+            ndis.scheduler.trace("bind-offer", protocol.name, adapter.name)
             params = NDIS_BIND_PARAMETERS(
                 adapter.name,
                 adapter.medium,

@@ -61,7 +61,6 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Culprit, MiniportContractError, ProtocolContractError, error_class_for
-from ..packet import NDIS_PACKET
 from ..status import NDIS_STATUS
 from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_handle
@@ -109,8 +108,6 @@ class CoDdis(CoAfDdis, CoCallDdis):
         self._vc_numbers = itertools.count(1)
         #: the kernel's re-entrant send lock (shared with the 5.x paths: one lock order)
         self._co_lock: threading.RLock = getattr(self, "_send5_lock", None) or threading.RLock()
-        #: received packets a VC owner kept (NdisReturnPackets gives them back)
-        self._co_lent: dict[NDIS_PACKET, VirtualConnection] = {}
 
     def _co_lost(self) -> list[str]:
         """Descriptions of CoNDIS sends not yet completed and receives never returned."""
@@ -128,7 +125,6 @@ class CoDdis(CoAfDdis, CoCallDdis):
     def co_accounting(self) -> dict[str, Any]:
         """Per-VC counters of every live VC (``accounting()`` covers pools and bindings)."""
         ndis: Ndis = self  # type: ignore[assignment]
-        ndis.co_held()  # brings ``returned`` up to date
         return {
             repr(vc): vc.counters.as_dict()
             for adapter in ndis.adapters.values()

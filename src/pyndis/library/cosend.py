@@ -44,9 +44,10 @@ ProtocolVcContext, P) -> ReceiveCount. A packet indicated with OOB Status RESOUR
 (a ReceiveCount > 0 is a ProtocolContractError) and is the miniport's again when the call returns;
 one nobody kept has OOB Status SUCCESS on return and is the miniport's again (no
 MiniportReturnPacket); one kept (ReceiveCount > 0) has Status PENDING and comes back through
-MiniportReturnPacket after the last NdisReturnPackets. The kept ones are lent through the 5.x
-receive path's bookkeeping (:class:`~pyndis.library.receive5.Indication`), so
-``NdisReturnPackets`` is one DDI for both paths.
+MiniportReturnPacket after the last NdisReturnPackets (the rule of the MiniportReturnPacket page,
+as for NdisMIndicateReceivePacket). The kept ones are lent through the 5.x receive path
+(``ndis._lend5`` with the VC), so ``NdisReturnPackets`` is one DDI for both paths; it counts the
+VC's ``returned`` when the last holder gives a packet back.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ from ..status import NDIS_STATUS
 from .adapter import MiniportBlock, adapter_handle
 from .covc import VirtualConnection, vc_can_indicate, vc_from_handle, vc_send_status
 from .drivers import version_error
-from .receive5 import Indication
 from .states import VcState
 
 if TYPE_CHECKING:
@@ -339,7 +339,7 @@ class CoSendDdis:
                         oob.Status = _SUCCESS
                 else:
                     oob.Status = _PENDING
-                    self._co_lend(vc, packet, count)
+                    ndis._lend5(vc.adapter, packet, count, vc)
             if ndis.scheduler.tracing:
                 ndis.scheduler.trace("co-indicate", vc.index, len(packets))
 
@@ -365,25 +365,15 @@ class CoSendDdis:
             )
         return int(count)
 
-    def _co_lend(self, vc: VirtualConnection, packet: NDIS_PACKET, count: int) -> None:
-        """Record a packet the owner kept: NdisReturnPackets (library.receive5) gives it back
-        to MiniportReturnPacket after ``count`` returns."""
-        ndis: Ndis = self  # type: ignore[assignment]
-        ind = Indication(next(ndis._indication5_seq), vc.adapter, packet, False, False)
-        ind.refs = count
-        ind.indicating = False
-        ndis._indications5[packet] = ind
-        ndis._co_lent[packet] = vc
-
     def co_held(self, vc: VirtualConnection | None = None) -> int:
-        """Received packets kept by protocols and not yet returned (of ``vc`` if given)."""
+        """Received packets kept by VC owners and not yet returned (of ``vc`` if given)."""
         ndis: Ndis = self  # type: ignore[assignment]
         with ndis._co_lock:
-            lent = ndis._indications5
-            kept = ndis._co_lent
-            for packet in [p for p in kept if lent.get(p) is None]:
-                kept.pop(packet).counters.returned += 1
-            return sum(1 for v in kept.values() if vc is None or v is vc)
+            return sum(
+                1
+                for ind in ndis.receive5_outstanding()
+                if ind.vc is not None and (vc is None or ind.vc is vc)
+            )
 
     def NdisMCoReceiveComplete(self, MiniportAdapterHandle: MiniportBlock) -> None:
         """The miniport ends a burst of receive indications: ProtocolReceiveComplete for every

@@ -148,9 +148,8 @@ class VcCounters:
         self.by_status: Counter[int] = Counter()
         self.bytes_sent = 0
         self.bytes_completed = 0
-        #: descriptors indicated up the VC, and those of them the owner gave back (for NDIS 5
-        #: packets kept past the indication, ``returned`` catches up when ``ndis.co_held()``
-        #: runs: NdisReturnPackets is the 5.x receive path's)
+        #: descriptors indicated up the VC, and those of them the owner gave back (an NDIS 5
+        #: packet kept past its indication counts when the last NdisReturnPackets frees it)
         self.indicated = 0
         self.returned = 0
         self.bytes_received = 0

@@ -9,9 +9,17 @@ Grammar, per packet indicated::
                ProtocolReceivePacket(ctx, P) -> ReceiveCount          (references kept)
             or ProtocolReceive(ctx, P, header, 14, lookahead, len, size)  (copy only)
         -> ProtocolReceiveComplete(ctx) once per binding that got ProtocolReceive
-        -> P back with its owner when the indication returns (no reference kept, or OOB
-           Status RESOURCES), else after the last NdisReturnPackets(P)
-        -> MiniportReturnPacket(ctx, P) unless P was indicated with RESOURCES
+        -> returns; NDIS has set P's OOB Status (the MiniportReturnPacket page):
+             nobody holds P .... Status SUCCESS (RESOURCES stays RESOURCES): P is the
+                                 miniport's again now, and NO MiniportReturnPacket follows
+             P still held ...... Status PENDING: after the last NdisReturnPackets(P),
+                                 MiniportReturnPacket(ctx, P) exactly once (DISPATCH_LEVEL)
+
+So a miniport reclaims every packet whose Status is not PENDING right after the indication
+returns, and waits for MiniportReturnPacket for the others. A packet indicated with RESOURCES is
+always back (no receiver may keep it). Whether P is held is decided when the indication returns:
+a receiver that announced a ReceiveCount and returned every reference before that (from a nested
+handler) holds nothing, and P is back at once.
 
 Ownership: the miniport's idle packet moves ``indicate`` (ALLOCATED -> INDICATED) for the whole
 indication and ``return indicated`` (-> ALLOCATED) once every holder gave it back; NDIS keeps one
@@ -20,6 +28,10 @@ plus every ReceiveCount. A protocol that returns a packet more often than it kep
 one that was indicated with RESOURCES (it had to copy), or keeps a reference to such a packet
 breaks the contract (ProtocolContractError); returning a packet twice or one never indicated
 raises the ownership errors (PY-DOUBLE-RETURN, PY-RETURN-NOT-INDICATED).
+
+CoNDIS 5.x receives (:mod:`~pyndis.library.cosend`) follow the same rule; a packet a VC owner
+kept is lent here too (:meth:`Receive5Ddis._lend5`, with its VC), so ``NdisReturnPackets`` is
+one DDI for both paths and a VC's ``returned`` counter moves when the last holder returns.
 
 **[model]** A miniport without MiniportReturnPacket cannot take packets back later, so NDIS
 indicates its packets with OOB Status RESOURCES (receivers must copy). ProtocolReceive gets views
@@ -34,8 +46,10 @@ sender asks LOOPBACK_ONLY), NDIS loops a send back itself: it copies the frame a
 (the one payload copy this path makes), and indicates an NDIS-owned packet from its own pool,
 marked NDIS_FLAGS_IS_LOOPBACK_PACKET, to every binding whose filter accepts the destination as
 a loopback (``binding_accepts(..., loopback_from=sender)``: the sender too unless it set
-NDIS_PROT_OPTION_NO_LOOPBACK). Such a packet comes back to NDIS, which frees it; no miniport is
-involved. Loopback is done for 802.3 frames of at least a full header (14 bytes).
+NDIS_PROT_OPTION_NO_LOOPBACK). Such a packet follows the same rule with NDIS as its owner: one
+nobody kept is freed when the indication returns, one kept (Status PENDING) when the last holder
+returns it; no miniport is involved. Loopback is done for 802.3 frames of at least a full header
+(14 bytes).
 """
 
 from __future__ import annotations
@@ -65,6 +79,7 @@ from .send5 import packet_array
 from .states import BindingState
 
 if TYPE_CHECKING:
+    from .covc import VirtualConnection
     from .kernel import Ndis
 
 #: The 802.3 header NDIS gives ProtocolReceive as HeaderBuffer.
@@ -72,6 +87,8 @@ ETHERNET_HEADER_SIZE = 14
 
 _DISPATCH = int(DISPATCH_LEVEL)
 _RESOURCES = NDIS_STATUS.RESOURCES
+_PENDING = NDIS_STATUS.PENDING
+_SUCCESS = NDIS_STATUS.SUCCESS
 _RUNNING = BindingState.RUNNING
 #: The loopback pool: a few descriptors, grown on demand up to the 0xFFFF cap.
 _LOOPBACK_DESCRIPTORS = 16
@@ -80,10 +97,16 @@ _LOOPBACK_DESCRIPTORS = 16
 class Indication:
     """One packet lent out by a receive indication: who owns it and who still holds it."""
 
-    __slots__ = ("adapter", "indicating", "loopback", "packet", "refs", "resources", "seq")
+    __slots__ = ("adapter", "indicating", "loopback", "packet", "refs", "resources", "seq", "vc")
 
     def __init__(
-        self, seq: int, adapter: MiniportBlock, packet: NDIS_PACKET, resources: bool, loopback: bool
+        self,
+        seq: int,
+        adapter: MiniportBlock,
+        packet: NDIS_PACKET,
+        resources: bool,
+        loopback: bool,
+        vc: VirtualConnection | None = None,
     ) -> None:
         self.seq = seq
         self.adapter = adapter
@@ -96,6 +119,8 @@ class Indication:
         self.resources = resources
         #: an NDIS-owned loopback copy (NDIS frees it; no miniport involved)
         self.loopback = loopback
+        #: the VC it was indicated on (CoNDIS receives), else None
+        self.vc = vc
 
     def __repr__(self) -> str:
         return f"<indication #{self.seq} {self.packet!r} refs={self.refs}>"
@@ -144,9 +169,10 @@ class Receive5Ddis:
     ) -> None:
         """NdisMIndicateReceivePacket(MiniportAdapterHandle, PacketArray, NumberOfPackets).
 
-        Packets indicated with OOB Status NDIS_STATUS_RESOURCES are the miniport's again when
-        this returns; the others come back through MiniportReturnPacket once every receiver
-        that kept one has returned it (possibly before this returns).
+        When this returns, each packet whose OOB Status is not NDIS_STATUS_PENDING is the
+        miniport's again (nobody kept it, or it went up with RESOURCES) and no
+        MiniportReturnPacket follows for it; a packet with Status PENDING comes back through
+        MiniportReturnPacket once every receiver that kept it has returned it.
         """
         ndis: Ndis = self  # type: ignore[assignment]
         adapter = adapter_handle(MiniportAdapterHandle)
@@ -200,6 +226,20 @@ class Receive5Ddis:
                 if ind.refs == 0 and not ind.indicating:
                     self._release_indication5(ind)
 
+    def _lend5(
+        self,
+        adapter: MiniportBlock,
+        packet: NDIS_PACKET,
+        refs: int,
+        vc: VirtualConnection | None = None,
+    ) -> None:
+        """Record ``packet`` (INDICATED) as kept past its indication with ``refs`` references:
+        the last NdisReturnPackets gives it to MiniportReturnPacket. CoNDIS receives use this."""
+        ind = Indication(next(self._indication5_seq), adapter, packet, False, False, vc)
+        ind.refs = refs
+        ind.indicating = False
+        self._indications5[packet] = ind
+
     # --- indication core ------------------------------------------------------------------------
     def _indicate5(
         self,
@@ -208,8 +248,10 @@ class Receive5Ddis:
         sender: OpenBlock | None,
         can_return: bool,
     ) -> None:
-        """Lend ``packets`` to the bindings that accept them, then take back what nobody kept.
-        ``sender``: the binding whose send NDIS loops back (the packets are NDIS's own)."""
+        """Lend ``packets`` to the bindings that accept them, then set each one's OOB Status:
+        PENDING if a receiver still keeps it, else it is its owner's again at once (no
+        MiniportReturnPacket). ``sender``: the binding whose send NDIS loops back (the packets
+        are NDIS's own)."""
         ndis: Ndis = self  # type: ignore[assignment]
         loopback = sender is not None
         inds: list[Indication] = []
@@ -246,8 +288,11 @@ class Receive5Ddis:
                     rule="PY-DOUBLE-RETURN",
                     subject=ind.packet,
                 )
-            if ind.refs == 0:
-                self._release_indication5(ind)
+            if ind.refs:
+                ind.packet.oob.Status = _PENDING
+                ndis.scheduler.trace("kept5", adapter.name, ind.seq, ind.refs)
+            else:
+                self._take_back5(ind)
 
     def _deliver5(
         self, ind: Indication, sender: OpenBlock | None, lookahead_receivers: list[OpenBlock]
@@ -305,25 +350,35 @@ class Receive5Ddis:
                 if binding not in lookahead_receivers and protocol.has("ProtocolReceiveComplete"):
                     lookahead_receivers.append(binding)
 
+    def _take_back5(self, ind: Indication) -> None:
+        """Nobody holds the packet when its indication returns: it is its owner's again now,
+        with a non-PENDING Status (RESOURCES stays RESOURCES) and no MiniportReturnPacket."""
+        packet = ind.packet
+        del self._indications5[packet]
+        transition(packet, Event.RETURN_INDICATED)
+        if not ind.resources:
+            packet.oob.Status = _SUCCESS
+        if ind.loopback:
+            _free_loopback_packet(packet)
+
     def _release_indication5(self, ind: Indication) -> None:
-        """Every holder gave the packet back: hand it to its owner."""
+        """The last holder gave back a packet kept past its indication (Status PENDING):
+        MiniportReturnPacket, or NDIS frees its own loopback copy."""
         ndis: Ndis = self  # type: ignore[assignment]
         packet = ind.packet
         del self._indications5[packet]
         transition(packet, Event.RETURN_INDICATED)
-        adapter = ind.adapter
+        if ind.vc is not None:
+            ind.vc.counters.returned += 1
         if ind.loopback:
-            buffer = NdisUnchainBufferAtFront(packet)
-            while buffer is not None:
-                NdisFreeBuffer(buffer)
-                buffer = NdisUnchainBufferAtFront(packet)
-            NdisFreePacket(packet)
-        elif not ind.resources:
-            ndis.scheduler.trace("miniport-return5", adapter.name, ind.seq)
-            with ndis.irql.at(_DISPATCH):
-                ndis.call(
-                    adapter.driver, "MiniportReturnPacket", adapter.MiniportAdapterContext, packet
-                )
+            _free_loopback_packet(packet)
+            return
+        adapter = ind.adapter
+        ndis.scheduler.trace("miniport-return5", adapter.name, ind.seq)
+        with ndis.irql.at(_DISPATCH):
+            ndis.call(
+                adapter.driver, "MiniportReturnPacket", adapter.MiniportAdapterContext, packet
+            )
 
     def receive5_outstanding(self) -> list[Indication]:
         """The packets still lent to receivers (for leak checks)."""
@@ -361,7 +416,7 @@ class Receive5Ddis:
         NdisChainBufferAtBack(packet, buffer)
         packet.Private.Flags |= NDIS_FLAGS_IS_LOOPBACK_PACKET
         packet.oob.HeaderSize = ETHERNET_HEADER_SIZE
-        packet.oob.Status = NDIS_STATUS.SUCCESS
+        packet.oob.Status = _SUCCESS
         self._indicate5(adapter, [packet], sender, True)
 
     def _loopback_pools5(self) -> tuple[PacketPool, BufferPool]:
@@ -376,6 +431,15 @@ class Receive5Ddis:
             packets.tag = buffers.tag = "ndis-loopback"
             self._loopback_packet_pool, self._loopback_buffer_pool = packets, buffers
         return self._loopback_packet_pool, self._loopback_buffer_pool
+
+
+def _free_loopback_packet(packet: NDIS_PACKET) -> None:
+    """NDIS frees its own loopback copy: its buffers, then the descriptor."""
+    buffer = NdisUnchainBufferAtFront(packet)
+    while buffer is not None:
+        NdisFreeBuffer(buffer)
+        buffer = NdisUnchainBufferAtFront(packet)
+    NdisFreePacket(packet)
 
 
 __all__ = [

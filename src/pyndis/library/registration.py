@@ -7,11 +7,21 @@ and returns it as the handle (NdisProtocolHandle / NdisMiniportDriverHandle). Th
 name says which NDIS generation it belongs to, so registering an NDIS 6 driver through the
 NDIS 5 DDI (or the reverse) is refused like any other version mismatch.
 
-A newly registered protocol is offered every adapter already present (ProtocolBindAdapter[Ex]),
-as the PnP manager would; see :mod:`pyndis.library.binding`. Those offers run inside the
-registration call, before it returns the handle (in C the handle is written first): a protocol
-that opens the adapter from its bind handler finds its handle as ``ndis.current_driver``, the
-block of the driver whose handler is running.
+Binding is asynchronous, as on Windows (NDIS binds a protocol after its DriverEntry returned).
+Grammar, for a protocol registered while adapters A1..An exist::
+
+    NdisRegisterProtocol[Driver](driver) -> (SUCCESS, handle)     (no handler called inside)
+        ... the driver stores ``handle`` ...
+    later, one PASSIVE_LEVEL work item per adapter ("pnp-bind", in adapter order, after the
+    DPCs, timers and wire deliveries due at the same instant):
+        ProtocolBindAdapter[Ex](..., Ai, ...) -> NdisOpenAdapter[Ex](handle, ...)
+
+so a bind handler always finds the handle the driver stored; run the scheduler (``ndis.run()``,
+or ``run_kernels``) to let the offers happen. An offer is dropped when it runs if the protocol
+was deregistered, the adapter is no longer RUNNING, or the protocol already has an open binding
+to that adapter (see :meth:`~pyndis.library.binding.BindingDdis.offer_binding`). An adapter
+added *after* the protocol registered is offered to it synchronously by ``add_adapter`` (the
+protocol has its handle by then).
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Culprit, NdisUsageError, error_class_for
+from ..scheduler import PRIORITY_PASSIVE
 from ..status import NDIS_STATUS
 from .drivers import SUPPORTED_VERSIONS, DriverBlock, DriverKind, NdisVersion
 
@@ -80,7 +91,15 @@ class DriverDdis:
         )
         if kind is DriverKind.PROTOCOL:
             for adapter in list(ndis.adapters.values()):
-                ndis.offer_binding(block, adapter)
+                ndis.scheduler.call_later(
+                    0,
+                    ndis.offer_binding,
+                    block,
+                    adapter,
+                    priority=PRIORITY_PASSIVE,
+                    irql=0,
+                    label="pnp-bind",
+                )
         return NDIS_STATUS.SUCCESS, block
 
     def NdisRegisterProtocol(

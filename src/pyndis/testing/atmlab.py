@@ -72,7 +72,8 @@ def atm_host(
     **nic: Any,
 ) -> AtmHost:
     """One host: the NIC (keywords ``nic`` go to ``add_adapter``; ``driver`` replaces the NIC
-    driver object, e.g. with an instrumented subclass), a client, maybe a CM."""
+    driver object, e.g. with an instrumented subclass), a client, maybe a CM. The protocols
+    bind when the host's scheduler runs (:func:`run`): binding is asynchronous."""
     ndis = Ndis(name=name, seed=seed, verifier=verifier, strict=strict, trace=trace)
     driver = driver if driver is not None else AtmNic5()
     status, handle = ndis.NdisMRegisterMiniport(driver, 5, 1, "atmnic5")

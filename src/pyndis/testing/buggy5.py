@@ -110,7 +110,10 @@ class Miniport5:
         self.calls: list[int] = []
         self.flags: list[int] = []
         self.irqls: list[int] = []
+        #: receive packets back through MiniportReturnPacket (kept, then returned)
         self.returned: list[NDIS_PACKET] = []
+        #: receive packets back when the indication returned (Status not PENDING)
+        self.reclaimed: list[NDIS_PACKET] = []
         self.cancel_ids: list[object] = []
         self.on_send: Callable[[NDIS_PACKET], None] | None = None
         self.halted = False
@@ -196,7 +199,10 @@ class Miniport5:
 
     # --- receive ------------------------------------------------------------------------------
     def indicate(self, frames: Sequence[bytes], status: int = _SUCCESS) -> list[NDIS_PACKET]:
-        """NdisMIndicateReceivePacket with one packet per frame, from this miniport's pools."""
+        """NdisMIndicateReceivePacket with one packet per frame, from this miniport's pools;
+        then, as the MiniportReturnPacket page says, every packet whose OOB Status is not
+        PENDING is ours again: it goes to ``reclaimed`` and is freed at once. The PENDING ones
+        come back through MiniportReturnPacket (``returned``)."""
         assert self.rx_packets is not None and self.rx_buffers is not None and self.handle
         packets = []
         for frame in frames:
@@ -208,7 +214,8 @@ class Miniport5:
             packets.append(packet)
         self.ndis.NdisMIndicateReceivePacket(self.handle, packets, len(packets))
         for packet in packets:
-            if status == _RESOURCES:  # back with us as soon as the indication returns
+            if NDIS_GET_PACKET_STATUS(packet) != _PENDING:  # nobody kept it, or RESOURCES
+                self.reclaimed.append(packet)
                 self.free_rx(packet)
         return packets
 

@@ -92,7 +92,8 @@ class Passthru6:
         self.pairs: dict[str, Pt6Adapter] = {}
 
     def register(self, ndis: Ndis) -> None:
-        """DriverEntry: the miniport edge first, then the protocol edge (which binds)."""
+        """DriverEntry: the miniport edge first, then the protocol edge (the adapters present
+        are offered to it later, from PASSIVE work items: run the scheduler)."""
         self.ndis = ndis
         status, self.miniport_handle = ndis.NdisMRegisterMiniportDriver(self, intermediate=True)
         assert status == NDIS_STATUS.SUCCESS, status
@@ -107,7 +108,7 @@ class Passthru6:
         name = BindParameters.AdapterName
         if name.endswith("-pt"):
             return NDIS_STATUS.NOT_SUPPORTED  # never bind to our own virtual adapters
-        handle = self.protocol_handle or ndis.current_driver
+        handle = self.protocol_handle
         assert handle is not None and self.miniport_handle is not None
         pair = Pt6Adapter(name)
         status, binding = ndis.NdisOpenAdapterEx(

@@ -242,7 +242,7 @@ class Raw6Protocol:
         name = BindParameters.AdapterName
         if self.only is not None and name not in self.only:
             return NDIS_STATUS.NOT_SUPPORTED
-        handle = self.handle or self.ndis.current_driver
+        handle = self.handle
         assert handle is not None
         ctx = RawOpen(name)
         self.opens[name] = ctx
@@ -413,6 +413,7 @@ def build_stack(
     assert status == NDIS_STATUS.SUCCESS and adapter is not None
     protocol = Raw6Protocol(packet_filter)
     protocol.register(ndis)
+    ndis.run()  # the PnP offer (ProtocolBindAdapterEx) is a PASSIVE work item
     return Stack6(ndis, miniport, adapter, protocol, protocol.opens["nic0"])
 
 
