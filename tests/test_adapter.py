@@ -791,3 +791,24 @@ def test_status_ddis_are_version_gated() -> None:
     with pytest.raises(NdisVersionError) as info:
         ndis5.NdisMIndicateStatusEx(adapter5, indication)
     assert info.value.rule == "PY-VERSION"
+
+
+class NoResetMini5(Mini5):
+    """A miniport that supplies no MiniportReset (the handler is optional)."""
+
+    MiniportReset = None  # type: ignore[assignment]
+
+
+def test_reset_of_a_miniport_without_a_reset_handler_is_not_resettable() -> None:
+    ndis, adapter, mini, _ = up5(NoResetMini5())
+    mini.log.clear()
+    assert ndis.reset_adapter(adapter) == NDIS_STATUS.NOT_RESETTABLE
+    assert adapter.state is AdapterState.RUNNING and not adapter.pending_reset
+    assert mini.log == []  # no RESET_START was indicated for a reset that never began
+
+
+def test_ndis_m_indicate_status_complete_is_an_ndis5_ddi() -> None:
+    ndis, adapter, _, _ = up6()
+    with pytest.raises(NdisVersionError) as info:
+        ndis.NdisMIndicateStatusComplete(adapter)
+    assert info.value.rule == "R66"

@@ -604,6 +604,10 @@ def test_packet_filter_is_the_or_of_the_bindings_and_reaches_the_miniport() -> N
         (set_filter, NDIS_PACKET_TYPE_DIRECTED | NDIS_PACKET_TYPE_BROADCAST),
     ]
     assert ndis.NdisRequest(b, QUERY, set_filter) == (OK, NDIS_PACKET_TYPE_BROADCAST)
+    # closing b narrows the adapter's filter, and the miniport is told
+    assert ndis.NdisCloseAdapter(b) == OK
+    assert adapter.packet_filter == NDIS_PACKET_TYPE_DIRECTED
+    assert mini.sets[-1] == (set_filter, NDIS_PACKET_TYPE_DIRECTED)
 
 
 def test_protocol_options_and_other_sets() -> None:

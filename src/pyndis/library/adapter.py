@@ -416,12 +416,14 @@ class AdapterDdis:
         binding, queued sends fail with RESET_IN_PROGRESS, MiniportReset[Ex], then
         [NdisMResetComplete], RESET_END."""
         ndis: Ndis = self  # type: ignore[assignment]
+        handler = "MiniportReset" if adapter.driver.major == 5 else "MiniportResetEx"
+        if not adapter.driver.has(handler):
+            return NDIS_STATUS.NOT_RESETTABLE  # nothing changes: the adapter cannot be reset
         move(adapter, ADAPTER_TRANSITIONS, "reset")
         adapter.pending_reset = True
         ndis.scheduler.trace("adapter-reset-start", adapter.name)
         self._indicate_to_bindings(adapter, NDIS_STATUS.RESET_START)
         ndis._flush_queued_sends(adapter, None, NDIS_STATUS.RESET_IN_PROGRESS)
-        handler = "MiniportReset" if adapter.driver.major == 5 else "MiniportResetEx"
         result = ndis.call(adapter.driver, handler, adapter.MiniportAdapterContext)
         status, _addressing = result if isinstance(result, tuple) else (result, False)
         status = NDIS_STATUS(status)
@@ -506,8 +508,10 @@ class AdapterDdis:
         self._indicate_to_bindings(block, GeneralStatus, StatusBuffer)
 
     def NdisMIndicateStatusComplete(self, MiniportAdapterHandle: MiniportBlock) -> None:
+        """NdisMIndicateStatusComplete (NDIS 5.x): ProtocolStatusComplete on every binding."""
         ndis: Ndis = self  # type: ignore[assignment]
         block = _adapter(MiniportAdapterHandle)
+        check_version(block.driver, "NdisMIndicateStatusComplete")
         for b in list(block.bindings):
             if b.protocol.has("ProtocolStatusComplete"):
                 ndis.call(b.protocol, "ProtocolStatusComplete", b.ProtocolBindingContext)

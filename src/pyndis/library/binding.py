@@ -420,7 +420,15 @@ class BindingDdis:
         # NdisDeregisterProtocol) and nothing of it can be in flight any more.
         if binding in ndis.bindings:
             ndis.bindings.remove(binding)
-        self._recompute_filter(binding.adapter)
+        if binding.packet_filter:
+            # the adapter's filter is the OR of its bindings': tell the miniport the new one
+            self._recompute_filter(binding.adapter)
+            self._miniport_request(
+                binding.adapter,
+                NdisRequestSetInformation,
+                OID_GEN_CURRENT_PACKET_FILTER,
+                binding.adapter.packet_filter,
+            )
         ndis.scheduler.trace("closed", binding.protocol.name, binding.adapter.name)
         if notify:
             if binding.protocol.major == 5 and binding.protocol.has("ProtocolCloseAdapterComplete"):

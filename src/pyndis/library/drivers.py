@@ -236,6 +236,7 @@ DDI_VERSIONS: dict[str, tuple[int, str]] = {
     "NdisMCoIndicateReceivePacket": (5, "NdisMCoIndicateReceiveNetBufferLists"),
     "NdisReturnPackets": (5, "NdisReturnNetBufferLists"),
     "NdisMIndicateStatus": (5, "NdisMIndicateStatusEx"),
+    "NdisMIndicateStatusComplete": (5, "nothing: NdisMIndicateStatusEx needs no completion call"),
     "NdisAllocatePacketPool": (5, "NdisAllocateNetBufferListPool"),
     "NdisAllocatePacketPoolEx": (5, "NdisAllocateNetBufferListPool"),
     "NdisAllocatePacket": (5, "NdisAllocateNetBufferList"),
