@@ -12,6 +12,11 @@ caller and the rule (R62-R64).
 
 Spin locks are real locks (``threading.Lock``) so DDIs stay safe from several threads; taking a
 lock the current thread already holds would deadlock a real processor, so it raises instead.
+
+Cost. Every DDI reads the level, so reading it must be cheap: :class:`Irql` *is* the
+``threading.local``, and ``irql.level`` is a plain attribute of it (the class default,
+PASSIVE_LEVEL, is what a thread that never set one reads). Hot paths read and assign
+``irql.level`` directly; ``set`` and ``at`` are the readable forms for everything else.
 """
 
 from __future__ import annotations
@@ -24,26 +29,18 @@ from .constants import DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL
 from .errors import Culprit, IrqlError, NdisUsageError
 
 
-class _PerThread(threading.local):
-    """Per-thread IRQL; the class default makes an unset thread read PASSIVE_LEVEL cheaply."""
+class Irql(threading.local):
+    """The current IRQL of each thread, for one kernel.
 
+    A ``threading.local``: ``level`` is per thread (a thread plays a processor), read and
+    written as a plain attribute; a thread that never set it reads the class default.
+    """
+
+    #: this thread's level (the class attribute is the default of a new thread)
     level: int = int(PASSIVE_LEVEL)
 
-
-class Irql:
-    """The current IRQL of each thread, for one kernel."""
-
-    __slots__ = ("_local",)
-
-    def __init__(self) -> None:
-        self._local = _PerThread()
-
-    @property
-    def level(self) -> int:
-        return self._local.level
-
     def set(self, level: int) -> None:
-        self._local.level = level
+        self.level = level
 
     def raise_to(self, new: int) -> int:
         """KeRaiseIrql: returns the old level. Raising to a lower level is a bug check."""
@@ -54,7 +51,7 @@ class Irql:
                 rule="R62",
                 culprit=Culprit.NDIS_USER,
             )
-        self._local.level = new
+        self.level = new
         return old
 
     def lower_to(self, new: int) -> None:
@@ -66,17 +63,17 @@ class Irql:
                 rule="R62",
                 culprit=Culprit.NDIS_USER,
             )
-        self._local.level = new
+        self.level = new
 
     @contextmanager
     def at(self, level: int) -> Iterator[None]:
         """Run a block at ``level`` (raising or lowering) and restore the old level after."""
         old = self.level
-        self._local.level = level
+        self.level = level
         try:
             yield
         finally:
-            self._local.level = old
+            self.level = old
 
     def check_at_most(self, ddi: str, culprit: Culprit, limit: int = DISPATCH_LEVEL) -> None:
         level = self.level

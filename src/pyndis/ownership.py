@@ -39,15 +39,20 @@ completing a packet twice is the miniport's). Specific bad moves get specific ru
 
 Cost: :func:`transition` is two tuple indexings and a compare; the history is recorded only
 when the descriptor carries one (the verifier gives each descriptor a :class:`History`).
+:func:`transition_each` makes the same move for a batch in one call. Hot paths pass the
+``Event`` members from module globals: reading an attribute of an Enum class costs more than
+the whole move on CPython 3.11. A :class:`History` keeps raw records and formats them (call
+site, line number, text) only when read.
 """
 
 from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Protocol
 
 from .errors import Culprit, NdisError, NdisInternalError, error_class_for
@@ -183,6 +188,23 @@ def transition(obj: Owned, event: Event, note: str = "") -> None:
     obj.ownership = new
 
 
+def transition_each(objs: Iterable[Owned], event: Event, note: str = "") -> None:
+    """:func:`transition` for each object in turn, in one call (the batch send paths).
+
+    Stops at the first illegal move, as a loop of :func:`transition` calls would: the objects
+    before it have moved, the others have not.
+    """
+    row = _NEXT[event]
+    for obj in objs:
+        old = obj.ownership
+        new = row[old]
+        if new is None:
+            raise illegal_transition(obj, event)
+        if obj.history is not None:
+            obj.history.record(event, old, new, note)
+        obj.ownership = new
+
+
 def can(obj: Owned, event: Event) -> bool:
     """True if ``event`` is legal for ``obj`` now (no side effect)."""
     return _NEXT[event][obj.ownership] is not None
@@ -211,17 +233,57 @@ def _entries(obj: Owned) -> list[HistoryEntry]:
 _PACKAGE_DIR = __file__.replace("\\", "/").rsplit("/", 1)[0] + "/"
 _USER_DIRS = (f"{_PACKAGE_DIR}drivers/", f"{_PACKAGE_DIR}testing/", f"{_PACKAGE_DIR}cli/")
 
+#: co_filename -> True when the file is part of the pyndis core (skipped by the call-site walk).
+#: Keyed by file name, not by code object: two code objects compiled from the same text in two
+#: files compare equal.
+_CORE_FILES: dict[str, bool] = {}
+
+
+def _is_core(filename: str) -> bool:
+    inside = _CORE_FILES.get(filename)
+    if inside is None:
+        name = filename.replace("\\", "/")
+        inside = name.startswith(_PACKAGE_DIR) and not name.startswith(_USER_DIRS)
+        _CORE_FILES[filename] = inside
+    return inside
+
+
+def _caller(frame: FrameType | None) -> tuple[CodeType, int] | None:
+    """The first frame from ``frame`` outward that is outside the pyndis core, as its code
+    object and instruction offset (both cheap to read; the line number is not)."""
+    core = _CORE_FILES
+    while frame is not None:
+        code = frame.f_code
+        inside = core.get(code.co_filename)
+        if inside is None:
+            inside = _is_core(code.co_filename)
+        if not inside:
+            return code, frame.f_lasti
+        frame = frame.f_back
+    return None
+
+
+def _line_of(code: CodeType, lasti: int) -> int:
+    """The source line of the instruction at byte offset ``lasti`` (what ``f_lineno`` says)."""
+    line = code.co_firstlineno
+    for start, stop, number in code.co_lines():
+        if start <= lasti < stop:
+            return line if number is None else number
+    return line
+
+
+def format_site(site: tuple[CodeType, int] | None) -> str:
+    """``dir/file.py:line in function`` for a site :func:`_caller` found ("?" for none)."""
+    if site is None:
+        return "?"
+    code, lasti = site
+    short = code.co_filename.replace("\\", "/").rsplit("/", 2)
+    return f"{'/'.join(short[-2:])}:{_line_of(code, lasti)} in {code.co_name}"
+
 
 def call_site() -> str:
     """The first frame outside the pyndis core (driver, test or user code), as ``file:line``."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_code.co_filename.replace("\\", "/")
-        if not name.startswith(_PACKAGE_DIR) or name.startswith(_USER_DIRS):
-            short = name.rsplit("/", 2)
-            return f"{'/'.join(short[-2:])}:{frame.f_lineno} in {frame.f_code.co_name}"
-        frame = frame.f_back
-    return "?"
+    return format_site(_caller(sys._getframe(1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,30 +305,46 @@ class HistoryEntry:
         )
 
 
+#: What :meth:`History.record` keeps per move: (time, event, old, new, site, note), the site
+#: still unformatted (code object and instruction offset).
+_Raw = tuple[float, Event, Ownership, Ownership, tuple[CodeType, int] | None, str]
+
+
 class History:
     """The actor-tagged life of one descriptor, kept while the verifier is on.
 
     ``clock`` returns the kernel's virtual time; ``limit`` bounds memory for long runs (the
     oldest entries are dropped first).
+
+    Cost: :meth:`record` runs on every ownership move of every descriptor while the verifier
+    is on, so it keeps raw tuples and the call site as a code object and an instruction
+    offset; :attr:`entries` turns them into :class:`HistoryEntry` objects (line numbers and
+    text) only when somebody reads them, which is rare: an error, a report.
     """
 
-    __slots__ = ("clock", "entries", "limit")
+    __slots__ = ("_raw", "clock", "limit")
 
     def __init__(self, clock: Callable[[], float], limit: int = 64) -> None:
         self.clock = clock
-        self.entries: list[HistoryEntry] = []
         self.limit = limit
+        self._raw: deque[_Raw] = deque(maxlen=limit)
 
     def record(self, event: Event, old: Ownership, new: Ownership, note: str = "") -> None:
-        self.entries.append(HistoryEntry(self.clock(), event, old, new, call_site(), note))
-        if len(self.entries) > self.limit:
-            del self.entries[0]
+        self._raw.append((self.clock(), event, old, new, _caller(sys._getframe(1)), note))
+
+    @property
+    def entries(self) -> list[HistoryEntry]:
+        """The moves recorded so far, oldest first (a new list on every read)."""
+        return [
+            HistoryEntry(time, event, old, new, format_site(site), note)
+            for time, event, old, new, site, note in self._raw
+        ]
 
     def __iter__(self) -> Iterator[HistoryEntry]:
         return iter(self.entries)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._raw)
 
 
 def mermaid_diagram() -> str:
@@ -292,7 +370,9 @@ __all__ = [
     "Ownership",
     "call_site",
     "can",
+    "format_site",
     "illegal_transition",
     "mermaid_diagram",
     "transition",
+    "transition_each",
 ]

@@ -124,6 +124,8 @@ def check_packet(packet: NDIS_PACKET, what: str) -> None:
 # --- OOB data (rules 12-14, 17) -----------------------------------------------------------------
 
 _IN_FLIGHT = (Ownership.IN_NDIS, Ownership.AT_MINIPORT, Ownership.COMPLETING)
+#: ``_WATCHED[ownership]``: True while the verifier watches the OOB Status (in flight).
+_WATCHED = tuple(state in _IN_FLIGHT for state in Ownership)
 
 
 def NDIS_OOB_DATA_FROM_PACKET(Packet: NDIS_PACKET) -> NDIS_PACKET_OOB_DATA:
@@ -153,19 +155,30 @@ def _status_access(packet: NDIS_PACKET, what: str) -> None:
         )
 
 
+# The two Status macros run once per packet in every miniport's send handler: one table index
+# each for the liveness and in-flight tests, and _status_access (the verifier's rule 17 check)
+# only for a packet in flight with the verifier on.
+
+
 def NDIS_GET_PACKET_STATUS(Packet: NDIS_PACKET) -> int:
-    if _DEAD[Packet.ownership]:
+    state = Packet.ownership
+    if _DEAD[state]:
         raise dead_packet_error(Packet, "NDIS_GET_PACKET_STATUS")
-    if Packet.ownership in _IN_FLIGHT:
-        _status_access(Packet, "NDIS_GET_PACKET_STATUS")
+    if _WATCHED[state]:
+        pool = Packet.Private.Pool
+        if pool is not None and pool.host.verifier is not None:
+            _status_access(Packet, "NDIS_GET_PACKET_STATUS")
     return Packet.oob.Status
 
 
 def NDIS_SET_PACKET_STATUS(Packet: NDIS_PACKET, Status: int) -> None:
-    if _DEAD[Packet.ownership]:
+    state = Packet.ownership
+    if _DEAD[state]:
         raise dead_packet_error(Packet, "NDIS_SET_PACKET_STATUS")
-    if Packet.ownership in _IN_FLIGHT:
-        _status_access(Packet, "NDIS_SET_PACKET_STATUS")
+    if _WATCHED[state]:
+        pool = Packet.Private.Pool
+        if pool is not None and pool.host.verifier is not None:
+            _status_access(Packet, "NDIS_SET_PACKET_STATUS")
     Packet.oob.Status = Status
 
 

@@ -12,7 +12,15 @@ NDIS 5.x connectionless samples:
 :mod:`.loopback5`       a miniport that indicates every frame sent back as a receive
 :mod:`.ndisprot5`       an ndisprot-like protocol: raw frames in and out, descriptor reuse
 :mod:`.passthru5`       a pass-through intermediate driver that repackages every packet
+:mod:`.common5`         what they share: pools, freeing packets, OID answers, the 802.3 miniport
+                        handlers, a protocol's DriverEntry and first bind steps
 =====================  ===========================================================================
+
+CoNDIS 5.x samples: :mod:`.atmnic5` (an ATM-like NIC, an MCM with :mod:`.atmmcm`),
+:mod:`.cmproto5` (a stand-alone call manager), both speaking :mod:`.atmsig`; :mod:`.coclient5`
+(a client) with :mod:`.costream` (bulk streams). NDIS 6 samples: :mod:`.netvmini6` and
+:mod:`.comini6` (a CoNDIS MCM), both on the NIC of :mod:`.nic6`; :mod:`.ndisprot6` and
+:mod:`.coclient6` (a CoNDIS client); what they share is in :mod:`.common6`.
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ from ..pools import NdisAllocatePacket, NdisFreePacket
 from ..status import NDIS_STATUS
 from .atmmcm import AtmSap, McmCallControl, McmHandlers
 from .atmsig import ATM_ADDRESS_FAMILY, SIGNALLING_VCI, Call, vc_parameters
+from .common5 import COMPLETION_ORDERS, answer, order_batch
 
 if TYPE_CHECKING:
     from ..library.adapter import AdapterConfig, MiniportBlock
@@ -176,7 +177,7 @@ class AtmAdapter:
         self.drop_every = int(get("drop_every", 0))
         self.faults = frozenset(get("faults", ()))
         unknown = self.faults - FAULTS
-        if unknown or self.completion not in ("fifo", "reverse", "random"):
+        if unknown or self.completion not in COMPLETION_ORDERS:
             raise ValueError(f"atmnic5: unknown fault(s) {sorted(unknown)} or completion")
         wire = get("wire")
         self.port = wire.attach(ndis, self._wire_receive, self.name) if wire is not None else None
@@ -368,10 +369,7 @@ class AtmAdapter:
 
     def _complete(self, batch: list[tuple[AtmVc, NDIS_PACKET]], status: NDIS_STATUS) -> None:
         """Completion DPC: NdisMCoSendComplete for a batch, in the configured order."""
-        if self.completion == "random":
-            self.ndis.scheduler.random.shuffle(batch)
-        elif self.completion == "reverse":
-            batch.reverse()
+        order_batch(batch, self.completion, self.ndis.scheduler.random)
         complete = self.ndis.NdisMCoSendComplete
         faults = self.faults
         for vc, packet in batch:
@@ -504,13 +502,9 @@ class AtmNic5(McmHandlers):
         self, MiniportAdapterContext: AtmAdapter, Oid: int
     ) -> tuple[NDIS_STATUS, Any]:
         nic = MiniportAdapterContext
-        answers: dict[int, int] = {
-            OID_GEN_MAXIMUM_TOTAL_SIZE: nic.max_sdu,
-            OID_GEN_LINK_SPEED: nic.link_bps // 100,
-        }
-        if Oid in answers:
-            return _SUCCESS, answers[Oid]
-        return NDIS_STATUS.INVALID_OID, None
+        return answer(
+            Oid, {OID_GEN_MAXIMUM_TOTAL_SIZE: nic.max_sdu, OID_GEN_LINK_SPEED: nic.link_bps // 100}
+        )
 
     def MiniportReturnPacket(self, MiniportAdapterContext: AtmAdapter, Packet: NDIS_PACKET) -> None:
         """A receive packet a client kept is back (DISPATCH_LEVEL)."""

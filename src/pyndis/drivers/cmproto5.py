@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..constants import NdisMediumAtm
 from ..errors import Culprit
-from ..mdl import NdisAllocateBuffer, NdisFreeBuffer
-from ..packet import NDIS_PACKET, NdisChainBufferAtBack, NdisUnchainBufferAtFront, packet_bytes
-from ..pools import NdisAllocatePacket, NdisFreePacket
+from ..mdl import NdisAllocateBuffer
+from ..packet import NDIS_PACKET, NdisChainBufferAtBack, packet_bytes
+from ..pools import NdisAllocatePacket
 from ..status import NDIS_STATUS
 from .atmsig import ATM_ADDRESS_FAMILY, SIGNALLING_VCI, Call, CallControl, Done, atm_call_parameters
+from .common5 import SampleProtocol5, allocate_pools, free_packet
 
 if TYPE_CHECKING:
     from ..library.binding import OpenBlock
@@ -196,10 +197,9 @@ class CmBinding(CallControl):
         return f"<CmBinding {self.device!r} calls={len(self.calls)}>"
 
 
-class CmProto5:
+class CmProto5(SampleProtocol5):
     """The stand-alone call manager protocol driver (NDIS 5.1)."""
 
-    NDIS_VERSION = (5, 1)
     ndis: Ndis
 
     def __init__(
@@ -216,24 +216,20 @@ class CmProto5:
     def register(self, ndis: Ndis) -> NDIS_STATUS:
         """DriverEntry: pools for signalling, NdisRegisterProtocol (the adapters present are
         offered later, from PASSIVE work items)."""
-        self.ndis = ndis
-        status, self.packet_pool = ndis.NdisAllocatePacketPool(self.packet_count, 16)
-        status, self.buffer_pool = ndis.NdisAllocateBufferPool(self.packet_count)
-        status, handle = ndis.NdisRegisterProtocol(self, 5, 1, self.name)
+        status, self.packet_pool, self.buffer_pool = allocate_pools(
+            ndis, self.packet_count, self.packet_count
+        )
         if status != _SUCCESS:
             return status
-        self.handle = handle
-        return status
+        return super().register(ndis)
 
     # --- binding ----------------------------------------------------------------------------------
     def ProtocolBindAdapter(
         self, BindContext: Any, DeviceName: str, SystemSpecific1: Any, SystemSpecific2: Any
     ) -> NDIS_STATUS:
-        return self._bind(DeviceName)
-
-    def _bind(self, device: str) -> NDIS_STATUS:
         """NdisOpenAdapter -> NdisCmRegisterAddressFamily -> the signalling VC."""
         assert self.handle is not None
+        device = DeviceName
         ctx = CmBinding(self, device, self.vci_range)
         status, _error, binding, _index = self.ndis.NdisOpenAdapter(
             self.handle, ctx, [NdisMediumAtm], device
@@ -266,10 +262,7 @@ class CmProto5:
     def ProtocolCoSendComplete(
         self, Status: int, ProtocolVcContext: Any, Packet: NDIS_PACKET
     ) -> None:
-        buffer = NdisUnchainBufferAtFront(Packet)
-        if buffer is not None:
-            NdisFreeBuffer(buffer)
-        NdisFreePacket(Packet)
+        free_packet(Packet)
 
     def ProtocolCoReceivePacket(
         self, ProtocolBindingContext: CmBinding, ProtocolVcContext: Any, Packet: NDIS_PACKET

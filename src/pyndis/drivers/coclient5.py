@@ -44,12 +44,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..constants import PASSIVE_LEVEL, NdisMediumAtm
 from ..errors import Culprit
-from ..mdl import NdisAllocateBuffer, NdisFreeBuffer
+from ..mdl import NdisAllocateBuffer
 from ..packet import (
     NDIS_OOB_DATA_FROM_PACKET,
     NDIS_PACKET,
     NdisChainBufferAtBack,
-    NdisUnchainBufferAtFront,
     NdisZeroMemory,
     packet_bytes,
 )
@@ -57,6 +56,7 @@ from ..pools import NdisAllocatePacket, NdisFreePacket, NdisReinitializePacket
 from ..scheduler import PRIORITY_PASSIVE
 from ..status import NDIS_STATUS
 from .atmsig import ATM_ADDRESS_FAMILY, atm_sap
+from .common5 import SampleProtocol5, allocate_pools, free_buffers
 
 if TYPE_CHECKING:
     from ..library.binding import OpenBlock
@@ -123,10 +123,9 @@ class ClientVc:
         return f"<ClientVc {self.state} sent={self.sent} completed={self.completed}>"
 
 
-class CoClient5:
+class CoClient5(SampleProtocol5):
     """The client protocol driver (NDIS 5.1, connection-oriented)."""
 
-    NDIS_VERSION = (5, 1)
     ndis: Ndis
 
     def __init__(
@@ -166,24 +165,19 @@ class CoClient5:
     def register(self, ndis: Ndis) -> NDIS_STATUS:
         """DriverEntry: pools, NdisRegisterProtocol (the adapters present are offered later,
         from PASSIVE work items)."""
-        self.ndis = ndis
-        status, self.packet_pool = ndis.NdisAllocatePacketPool(self.packet_count, 16)
+        status, self.packet_pool, self.buffer_pool = allocate_pools(
+            ndis, self.packet_count, self.buffer_count
+        )
         if status != _SUCCESS:
             return status
-        status, self.buffer_pool = ndis.NdisAllocateBufferPool(self.buffer_count)
-        status, handle = ndis.NdisRegisterProtocol(self, 5, 1, self.name)
-        if status != _SUCCESS:
-            return status
-        self.handle = handle
-        return status
+        return super().register(ndis)
 
     def ProtocolBindAdapter(
         self, BindContext: Any, DeviceName: str, SystemSpecific1: Any, SystemSpecific2: Any
     ) -> NDIS_STATUS:
-        return self._bind(DeviceName)
-
-    def _bind(self, device: str) -> NDIS_STATUS:
+        """NdisOpenAdapter (the AF is offered later: ProtocolCoAfRegisterNotify)."""
         assert self.handle is not None
+        device = DeviceName
         ctx = ClientBinding(self, device)
         status, _error, binding, _index = self.ndis.NdisOpenAdapter(
             self.handle, ctx, [NdisMediumAtm], device
@@ -442,24 +436,17 @@ class CoClient5:
             self.spare.append(packet)
             return
         if policy == "zero_packet":  # the other one: the descriptor is destroyed
-            self._free_buffers(packet)
+            free_buffers(packet)
             NdisZeroMemory(packet)
             self.spare.append(packet)
             return
-        self._free_buffers(packet)
+        free_buffers(packet)
         if policy == "free":
             NdisFreePacket(packet)
         else:
             NdisReinitializePacket(packet)
             NdisZeroMemory(NDIS_OOB_DATA_FROM_PACKET(packet))
             self.spare.append(packet)
-
-    @staticmethod
-    def _free_buffers(packet: NDIS_PACKET) -> None:
-        buffer = NdisUnchainBufferAtFront(packet)
-        while buffer is not None:
-            NdisFreeBuffer(buffer)
-            buffer = NdisUnchainBufferAtFront(packet)
 
     def free_spares(self) -> None:
         """Free the packets kept for reuse (their buffers are already gone)."""

@@ -31,35 +31,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..constants import (
-    NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
-    NDIS_RECEIVE_FLAGS_RESOURCES,
-    NDIS_RETURN_FLAGS_DISPATCH_LEVEL,
-    NdisMediumCoWan,
-)
+from ..constants import NDIS_RECEIVE_FLAGS_RESOURCES, NdisMediumCoWan
 from ..errors import Culprit
 from ..library.binding import NDIS_BIND_PARAMETERS, NDIS_OPEN_PARAMETERS, OpenBlock
 from ..library.covc import CO_ADDRESS_FAMILY, AfBlock, VirtualConnection
 from ..nbl import NET_BUFFER_LIST, NET_BUFFER_LIST_STATUS, iter_nbls, link_nbls, nbl_bytes
-from ..nblpool import (
-    NET_BUFFER_LIST_POOL_PARAMETERS,
-    NET_BUFFER_POOL_PARAMETERS,
-    NblPool,
-    NbPool,
-    NdisAllocateNetBuffer,
-    NdisAllocateNetBufferAndNetBufferList,
-    NdisFreeNetBuffer,
-    NdisFreeNetBufferList,
-)
+from ..nblpool import NblPool, NbPool
 from ..status import NDIS_STATUS
 from .comini6 import DEFAULT_AF, vc_call_parameters
+from .common6 import (
+    Buffer,
+    Frames,
+    SampleProtocol6,
+    allocate_frame_pools,
+    frame_parts,
+    frames_nbl,
+    free_frame_pools,
+    free_frames_nbl,
+    return_flags,
+)
 
 if TYPE_CHECKING:
     from ..library.drivers import DriverBlock
     from ..library.kernel import Ndis
-    from ..mdl import MDL
-
-Frames = Sequence[bytes] | bytes
 
 
 class ClientVc:
@@ -71,7 +65,7 @@ class ClientVc:
         self.handle: VirtualConnection | None = None
         self.state = "created"
         #: payloads of every NB sent, in send order
-        self.sent: list[bytes] = []
+        self.sent: list[Buffer] = []
         self.sent_nbls = 0
         #: sequence numbers (stamped in ProtocolReserved[0] at send) of the NBLs completed,
         #: and their statuses, in completion order
@@ -108,10 +102,9 @@ class ClientBinding:
         return f"<ClientBinding {self.adapter_name!r} {self.state} vcs={len(self.vcs)}>"
 
 
-class CoClient6:
+class CoClient6(SampleProtocol6):
     """The coclient6 protocol driver."""
 
-    NDIS_VERSION = (6, 0)
     ndis: Ndis
 
     def __init__(self, af: int = DEFAULT_AF) -> None:
@@ -120,26 +113,15 @@ class CoClient6:
         self.bindings: dict[str, ClientBinding] = {}
 
     # --- DriverEntry, binding and the address family -----------------------------------------
-    def register(self, ndis: Ndis, name: str | None = None) -> NDIS_STATUS:
-        """DriverEntry: NdisRegisterProtocolDriver, keep the NdisProtocolHandle for the binds
-        (they come later, from PASSIVE work items)."""
-        self.ndis = ndis
-        status, handle = ndis.NdisRegisterProtocolDriver(self, Name=name)
-        if status == NDIS_STATUS.SUCCESS:
-            self.handle = handle
-        return status
-
     def ProtocolBindAdapterEx(
         self, ProtocolDriverContext: Any, BindContext: Any, BindParameters: NDIS_BIND_PARAMETERS
     ) -> NDIS_STATUS:
         ndis = self.ndis
-        handle = self.handle
-        assert handle is not None, "register(ndis) first: binding needs the NdisProtocolHandle"
+        handle = self.protocol_handle()
         ctx = ClientBinding(BindParameters.AdapterName)
-        ctx.nbl_pool = ndis.NdisAllocateNetBufferListPool(
-            handle, NET_BUFFER_LIST_POOL_PARAMETERS(fAllocateNetBuffer=True, PoolTag="clnt")
-        )
-        ctx.nb_pool = ndis.NdisAllocateNetBufferPool(handle, NET_BUFFER_POOL_PARAMETERS())
+        ctx.nbl_pool, ctx.nb_pool = allocate_frame_pools(ndis, handle, "clnt")
+        if ctx.nbl_pool is None:
+            return NDIS_STATUS.RESOURCES
         status, binding = ndis.NdisOpenAdapterEx(
             handle, ctx, NDIS_OPEN_PARAMETERS(ctx.adapter_name, [NdisMediumCoWan]), BindContext
         )
@@ -201,12 +183,8 @@ class CoClient6:
         self.bindings.pop(ctx.adapter_name, None)
 
     def _free_pools(self, ctx: ClientBinding) -> None:
-        if ctx.nbl_pool is not None:
-            self.ndis.NdisFreeNetBufferListPool(ctx.nbl_pool)
-            ctx.nbl_pool = None
-        if ctx.nb_pool is not None:
-            self.ndis.NdisFreeNetBufferPool(ctx.nb_pool)
-            ctx.nb_pool = None
+        free_frame_pools(self.ndis, ctx.nbl_pool, ctx.nb_pool)
+        ctx.nbl_pool = ctx.nb_pool = None
 
     # --- VCs and calls -------------------------------------------------------------------------
     def open_vc(self, ctx: ClientBinding, number: int) -> ClientVc:
@@ -290,25 +268,10 @@ class CoClient6:
     def build(self, vc: ClientVc, frames: Frames) -> NET_BUFFER_LIST | None:
         """One NBL over ``frames`` (one NB each, no copy), SourceHandle = the VC handle."""
         ctx = vc.owner
-        ndis = self.ndis
         assert ctx.nbl_pool is not None and ctx.nb_pool is not None
-        parts = [frames] if isinstance(frames, bytes | bytearray) else list(frames)
-        mdl = ndis.NdisAllocateMdl(None, parts[0], len(parts[0]))
-        nbl = NdisAllocateNetBufferAndNetBufferList(ctx.nbl_pool, 0, 0, mdl, 0, len(parts[0]))
+        nbl = frames_nbl(self.ndis, ctx.nbl_pool, ctx.nb_pool, frame_parts(frames))
         if nbl is None:
-            ndis.NdisFreeMdl(mdl)
             return None
-        tail = nbl.FirstNetBuffer
-        assert tail is not None
-        for frame in parts[1:]:
-            extra = ndis.NdisAllocateMdl(None, frame, len(frame))
-            nb = NdisAllocateNetBuffer(ctx.nb_pool, extra, 0, len(frame))
-            if nb is None:
-                ndis.NdisFreeMdl(extra)
-                self.free_nbl(nbl)
-                return None
-            tail.Next = nb
-            tail = nb
         nbl.SourceHandle = vc.handle
         return nbl
 
@@ -323,7 +286,7 @@ class CoClient6:
                 return NDIS_STATUS.RESOURCES
             built.append(nbl)
         for frames, nbl in zip(nbls, built, strict=True):
-            vc.sent += [frames] if isinstance(frames, bytes | bytearray) else list(frames)
+            vc.sent += frame_parts(frames)
             nbl.ProtocolReserved[0] = vc.next_seq
             vc.next_seq += 1
         vc.sent_nbls += len(built)
@@ -332,24 +295,8 @@ class CoClient6:
         return NDIS_STATUS.PENDING
 
     def free_nbl(self, nbl: NET_BUFFER_LIST) -> None:
-        ndis = self.ndis
-        own = nbl.own_nb
-        mdls: list[MDL] = []
-        nb = nbl.FirstNetBuffer
-        while nb is not None:
-            following = nb.Next
-            if nb.MdlChain is not None:
-                mdls.append(nb.MdlChain)
-            if nb is not own:
-                nb.Next = None
-                NdisFreeNetBuffer(nb)
-            nb = following
-        if own is not None:
-            own.Next = None
-        nbl.FirstNetBuffer = own
-        NdisFreeNetBufferList(nbl)
-        for mdl in mdls:
-            ndis.NdisFreeMdl(mdl)
+        """Free an NBL of :meth:`build` (its NBs and MDLs too)."""
+        free_frames_nbl(self.ndis, nbl)
 
     def ProtocolCoSendNetBufferListsComplete(
         self, ProtocolVcContext: ClientVc, NetBufferLists: NET_BUFFER_LIST, SendCompleteFlags: int
@@ -381,12 +328,7 @@ class CoClient6:
             return
         binding = ProtocolBindingContext.binding
         assert binding is not None
-        flags = (
-            NDIS_RETURN_FLAGS_DISPATCH_LEVEL
-            if ReceiveFlags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL
-            else 0
-        )
-        self.ndis.NdisReturnNetBufferLists(binding, NetBufferLists, flags)
+        self.ndis.NdisReturnNetBufferLists(binding, NetBufferLists, return_flags(ReceiveFlags))
 
 
 __all__ = ["ClientBinding", "ClientVc", "CoClient6"]

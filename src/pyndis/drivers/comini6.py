@@ -12,16 +12,17 @@ must open a call with the same number; frames carry it in a 4-byte big-endian he
 receiving adapter indicates each frame on the VC with that number (NdisMCoIndicateReceive-
 NetBufferLists; frames for a number nobody has open are dropped and counted).
 
-Send path (MiniportCoSendNetBufferLists, deserialized, no NDIS queue, rule 36): each NBL gets a
-reference per NET_BUFFER and its NBs join one FIFO wait list shared by all VCs, so each VC's
-frames leave in the order they were sent; ``tcbs`` transmit slots take waiting NBs in order and
-finish ``tx_ns`` apart (plus seeded ``jitter_ns``). A completion DPC frees up to ``dpc_batch``
-finished slots (it runs ``coalesce_ns`` after the first one finished: interrupt moderation)
-and completes every NBL whose NBs are all done in *one*
-NdisMCoSendNetBufferListsComplete call, in a seeded random order when ``random_order`` (the
-default) — NBLs of many VCs in one call, named by the handle of the first (rule 49: NDIS routes
-each by its SourceHandle). The miniport keeps its own bookkeeping in ``MiniportReserved``:
-``[0]`` the VC context, ``[1]`` ``[NBs left, first failure]``.
+Send path (MiniportCoSendNetBufferLists, deserialized, no NDIS queue, rule 36): the NIC is the
+one of :mod:`.nic6`, which netvmini6 drives too. Each NBL gets a reference per NET_BUFFER and
+its NBs join one FIFO wait list shared by all VCs, so each VC's frames leave in the order they
+were sent; ``tcbs`` transmit slots take waiting NBs in order and finish ``tx_ns`` apart (plus
+seeded ``jitter_ns``). A completion DPC frees up to ``dpc_batch`` finished slots (it runs
+``coalesce_ns`` after the first one finished: interrupt moderation) and completes every NBL
+whose NBs are all done in *one* NdisMCoSendNetBufferListsComplete call, in a seeded random order
+when ``random_order`` (the default) — NBLs of many VCs in one call, named by the handle of the
+first (rule 49: NDIS routes each by its SourceHandle). The miniport keeps its own bookkeeping in
+``MiniportReserved``: ``[0]`` the VC context, ``[1]`` ``[NBs left, first failure]``. Receive
+buffers, dropping and NDIS_RECEIVE_FLAGS_RESOURCES are the NIC's too.
 
 Closing (rule 32): ProtocolCmCloseCall deactivates the VC (NdisMCmDeactivateVc); NDIS only
 forwards a close once the VC's sends are back. MiniportCoDeactivateVc (a forced teardown) fails
@@ -36,25 +37,11 @@ Registry keywords: ``wire``, ``af`` (0x6), ``tcbs`` (64), ``dpc_batch`` (64), ``
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..constants import (
-    NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
-    NDIS_RECEIVE_FLAGS_RESOURCES,
-    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
-    NDIS_SEND_FLAGS_DISPATCH_LEVEL,
-    NdisMediumCoWan,
-)
-from ..errors import Culprit
-from ..library.adapter import (
-    NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
-    NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES,
-)
+from ..constants import NdisMediumCoWan
+from ..library.adapter import NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES
 from ..library.covc import (
     CO_ADDRESS_FAMILY,
     CO_CALL_PARAMETERS,
@@ -62,33 +49,16 @@ from ..library.covc import (
     CO_SPECIFIC_PARAMETERS,
     VirtualConnection,
 )
-from ..nbl import (
-    NET_BUFFER,
-    NET_BUFFER_LIST,
-    NET_BUFFER_LIST_STATUS_SET,
-    iter_nbls,
-    iter_nbs,
-    link_nbls,
-    nb_bytes,
-)
-from ..nblpool import (
-    NET_BUFFER_LIST_POOL_PARAMETERS,
-    NblPool,
-    NdisAllocateNetBufferList,
-    NdisFreeNetBufferList,
-)
+from ..nbl import NET_BUFFER_LIST, link_nbls, nb_bytes
 from ..status import NDIS_STATUS
-from ..wire import Wire, WirePort
+from .common6 import HALTED, RUNNING, as_miniport, set_attributes
+from .nic6 import NicAdapter6, NicMiniport6, Tcb
 
 if TYPE_CHECKING:
     from ..library.adapter import AdapterConfig, MiniportBlock
     from ..library.kernel import Ndis
 
 DEFAULT_AF = 0x6
-_SEND_DISPATCH = int(NDIS_SEND_FLAGS_DISPATCH_LEVEL)
-_COMPLETE_DISPATCH = int(NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL)
-_RX_FLAGS = int(NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL)
-_RX_RESOURCES = int(NDIS_RECEIVE_FLAGS_RESOURCES)
 
 
 def vc_call_parameters(vc_number: int) -> CO_CALL_PARAMETERS:
@@ -125,66 +95,40 @@ class CoVc6:
         return f"<CoVc6 #{self.number} active={self.active} held={self.held}>"
 
 
-class CoMini6Adapter:
-    """One comini6 adapter (its MiniportAdapterContext)."""
+class CoMini6Adapter(NicAdapter6):
+    """One comini6 adapter (its MiniportAdapterContext): the NIC of :mod:`.nic6` and the VCs
+    open on it, by number."""
+
+    DEFAULTS: ClassVar[Mapping[str, int | bool]] = {
+        **NicAdapter6.DEFAULTS,
+        "tcbs": 64,
+        "tx_ns": 500,
+        "coalesce_ns": 10000,
+        "random_order": True,
+        "rcbs": 256,
+        "mtu": 9180,
+    }
 
     def __init__(self, handle: MiniportBlock, config: AdapterConfig) -> None:
-        self.handle = handle
-        self.name = config.name
-        self.wire: Wire | None = config.get("wire")
-        self.port: WirePort | None = None
+        super().__init__(handle, config)
         self.af = int(config.get("af", DEFAULT_AF))
-        self.tcbs = int(config.get("tcbs", 64))
-        self.dpc_batch = int(config.get("dpc_batch", 64))
-        self.tx_ns = int(config.get("tx_ns", 500))
-        self.jitter_ns = int(config.get("jitter_ns", 0))
-        #: interrupt moderation: the completion DPC runs this long after the first TCB is done
-        self.coalesce_ns = int(config.get("coalesce_ns", 10000))
-        self.random_order = bool(config.get("random_order", True))
-        self.rcbs = int(config.get("rcbs", 256))
-        self.low_rcbs = int(config.get("low_rcbs", 0))
-        self.mtu = int(config.get("mtu", 9180))
-        #: a stalled transmitter (flow control): NBs wait until ``stalled`` is cleared
-        self.stalled = bool(config.get("stalled", False))
-        self.state = "paused"
-        self.pause_pending = False
         self.by_number: dict[int, CoVc6] = {}
-        self.wait: deque[tuple[CoVc6, NET_BUFFER_LIST, NET_BUFFER]] = deque()
-        self.free_tcbs = self.tcbs
-        self.busy: list[tuple[int, int, CoVc6, NET_BUFFER_LIST]] = []
-        self.seq = itertools.count()
-        self.tx_free_at = 0
-        self.dpc: Any = None
-        self.rx_pool: NblPool | None = None
-        self.rx_outstanding = 0
-        self.rx_dropped = 0
         #: (NBLs, distinct VCs) of each NdisMCoSendNetBufferListsComplete call
         self.completion_calls: list[tuple[int, int]] = []
-
-    def idle(self) -> bool:
-        return not self.wait and not self.busy and self.rx_outstanding == 0
 
     def __repr__(self) -> str:
         return f"<CoMini6Adapter {self.name!r} {self.state} vcs={len(self.by_number)}>"
 
 
-class CoMini6:
+class CoMini6(NicMiniport6):
     """The comini6 driver: a CoNDIS 6 miniport and its integrated call manager."""
 
     NDIS_VERSION = (6, 0)
+    TX_LABEL = "comini-tx"
     ndis: Ndis
 
     def __init__(self) -> None:
         self.adapters: dict[str, CoMini6Adapter] = {}
-
-    @contextmanager
-    def _dpc(self) -> Iterator[None]:
-        """Our DPCs run as miniport code (scheduler items have no actor of their own)."""
-        self.ndis.actors.append(Culprit.MINIPORT)
-        try:
-            yield
-        finally:
-            self.ndis.actors.pop()
 
     # --- life cycle ----------------------------------------------------------------------------
     def MiniportInitializeEx(
@@ -195,62 +139,24 @@ class CoMini6:
     ) -> NDIS_STATUS:
         ndis = self.ndis
         a = CoMini6Adapter(NdisMiniportHandle, MiniportInitParameters)
-        ndis.NdisMSetMiniportAttributes(
-            NdisMiniportHandle, NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES(a)
-        )
-        ndis.NdisMSetMiniportAttributes(
+        set_attributes(
+            ndis,
             NdisMiniportHandle,
+            a,
             NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES(MediaType=NdisMediumCoWan, MtuSize=a.mtu),
         )
-        params = NET_BUFFER_LIST_POOL_PARAMETERS(
-            fAllocateNetBuffer=True, DataSize=a.mtu, PoolTag="corx"
-        )
-        a.rx_pool = ndis.NdisAllocateNetBufferListPool(NdisMiniportHandle, params, limit=a.rcbs)
-        if a.rx_pool is None:
+        if not self._attach(a, a.mtu, "corx"):
             return NDIS_STATUS.RESOURCES
         status = ndis.NdisMCmRegisterAddressFamilyEx(NdisMiniportHandle, CO_ADDRESS_FAMILY(a.af))
         if status != NDIS_STATUS.SUCCESS:
-            ndis.NdisFreeNetBufferListPool(a.rx_pool)
+            self._detach(a)
             return status
-        if a.wire is not None:
-            a.port = a.wire.attach(ndis, lambda frame: self._receive(a, frame), a.name)
         self.adapters[a.name] = a
         return NDIS_STATUS.SUCCESS
 
-    def MiniportRestart(
-        self, MiniportAdapterContext: CoMini6Adapter, Parameters: Any
-    ) -> NDIS_STATUS:
-        MiniportAdapterContext.state = "running"
-        return NDIS_STATUS.SUCCESS
-
-    def MiniportPause(self, MiniportAdapterContext: CoMini6Adapter, Parameters: Any) -> NDIS_STATUS:
-        a = MiniportAdapterContext
-        a.state = "pausing"
-        if a.idle():
-            a.state = "paused"
-            return NDIS_STATUS.SUCCESS
-        a.pause_pending = True
-        return NDIS_STATUS.PENDING
-
-    def _check_pause(self, a: CoMini6Adapter) -> None:
-        if a.pause_pending and a.idle():
-            a.pause_pending = False
-            a.state = "paused"
-            self.ndis.NdisMPauseComplete(a.handle)
-
     def MiniportHaltEx(self, MiniportAdapterContext: CoMini6Adapter, HaltAction: int) -> None:
-        a = MiniportAdapterContext
-        a.state = "halted"
-        if a.dpc is not None:
-            a.dpc.cancel()
-            a.dpc = None
-        if a.port is not None and a.wire is not None:
-            a.wire.ports.remove(a.port)
-            a.port = None
-        if a.rx_pool is not None:
-            self.ndis.NdisFreeNetBufferListPool(a.rx_pool)
-            a.rx_pool = None
-        self.adapters.pop(a.name, None)
+        MiniportAdapterContext.state = HALTED
+        self._detach(MiniportAdapterContext)
 
     # --- VCs and the integrated call manager ---------------------------------------------------
     def MiniportCoCreateVc(
@@ -280,19 +186,8 @@ class CoMini6:
     def MiniportCoDeactivateVc(self, MiniportVcContext: CoVc6) -> NDIS_STATUS:
         """Fail the VC's waiting NBs; PENDING until its NBs on the hardware are done."""
         vc = MiniportVcContext
-        a = vc.adapter
         self._unmap(vc)
-        done: list[NET_BUFFER_LIST] = []
-        keep: deque[tuple[CoVc6, NET_BUFFER_LIST, NET_BUFFER]] = deque()
-        for owner, nbl, nb in a.wait:
-            if owner is vc:
-                if self._release(nbl, NDIS_STATUS.SEND_ABORTED):
-                    done.append(nbl)
-            else:
-                keep.append((owner, nbl, nb))
-        a.wait = keep
-        if done:
-            self._complete(a, done, 0)
+        self._drop_waiting(vc.adapter, NDIS_STATUS.SEND_ABORTED, 0, lambda t: t.owner is vc)
         if vc.held:
             vc.deactivate_pending = True
             return NDIS_STATUS.PENDING
@@ -345,80 +240,21 @@ class CoMini6:
         """Queue every NB (one FIFO for all VCs) or refuse the NBL at once; then transmit."""
         vc = MiniportVcContext
         a = vc.adapter
-        refusal = NDIS_STATUS.PAUSED if a.state != "running" else None
+        refusal = NDIS_STATUS.PAUSED if a.state != RUNNING else None
         if refusal is None and not vc.active:
             refusal = NDIS_STATUS.FAILURE
-        refused: list[NET_BUFFER_LIST] = []
-        for nbl in iter_nbls(NetBufferLists):
-            nbl.Next = None
-            nbl.MiniportReserved[0] = vc
-            vc.held += 1
-            if refusal is not None:
-                nbl.MiniportReserved[1] = [1, refusal]
-                self._release(nbl, refusal)
-                refused.append(nbl)
-                continue
-            count = 0
-            for nb in iter_nbs(nbl):
-                a.wait.append((vc, nbl, nb))
-                count += 1
-            nbl.MiniportReserved[1] = [count, None]
-        if refused:
-            self._complete(a, refused, _COMPLETE_DISPATCH if SendFlags & _SEND_DISPATCH else 0)
-        self._transmit(a)
+        self._queue(a, vc, NetBufferLists, refusal, SendFlags)
 
-    def _transmit(self, a: CoMini6Adapter) -> None:
-        ndis = self.ndis
-        now = ndis.scheduler.now_ns
-        frames: list[bytes] = []
-        while a.free_tcbs and a.wait and not a.stalled:
-            vc, nbl, nb = a.wait.popleft()
-            a.free_tcbs -= 1
-            a.tx_free_at = max(now, a.tx_free_at) + a.tx_ns
-            done = a.tx_free_at
-            if a.jitter_ns:
-                done += ndis.scheduler.random.randrange(a.jitter_ns + 1)
-            heapq.heappush(a.busy, (done, next(a.seq), vc, nbl))
-            assert vc.number is not None
-            frames.append(vc.number.to_bytes(4, "big") + nb_bytes(nb))
-            vc.sent_frames += 1
-        if a.busy and a.dpc is None:
-            due = max(now, a.busy[0][0]) + a.coalesce_ns
-            a.dpc = ndis.scheduler.call_at(due, self._tx_dpc, a, label="comini-tx")
-        if a.port is not None:
-            for frame in frames:
-                a.port.transmit(frame)
+    def _accept(self, owner: CoVc6, nbl: NET_BUFFER_LIST) -> None:
+        nbl.MiniportReserved[0] = owner
+        owner.held += 1
 
-    def _release(self, nbl: NET_BUFFER_LIST, failure: NDIS_STATUS | None = None) -> bool:
-        """Drop one NB reference (noting a failure); True when the NBL is finished."""
-        state = nbl.MiniportReserved[1]
-        if failure is not None and state[1] is None:
-            state[1] = failure
-        state[0] -= 1
-        if state[0]:
-            return False
-        NET_BUFFER_LIST_STATUS_SET(nbl, state[1] if state[1] is not None else NDIS_STATUS.SUCCESS)
-        return True
-
-    def _tx_dpc(self, a: CoMini6Adapter) -> None:
-        ndis = self.ndis
-        with self._dpc():
-            a.dpc = None
-            now = ndis.scheduler.now_ns
-            done: list[NET_BUFFER_LIST] = []
-            freed = 0
-            while a.busy and a.busy[0][0] <= now and freed < a.dpc_batch:
-                _, _, _, nbl = heapq.heappop(a.busy)
-                a.free_tcbs += 1
-                freed += 1
-                if self._release(nbl):
-                    done.append(nbl)
-            if a.random_order:
-                ndis.scheduler.random.shuffle(done)
-            if done:
-                self._complete(a, done, _COMPLETE_DISPATCH)
-            self._transmit(a)
-            self._check_pause(a)
+    def _frame(self, a: CoMini6Adapter, tcb: Tcb) -> bytes:
+        """The VC's number (4 bytes, big-endian), then the NB's bytes."""
+        vc: CoVc6 = tcb.owner
+        assert vc.number is not None
+        vc.sent_frames += 1
+        return vc.number.to_bytes(4, "big") + nb_bytes(tcb.nb)
 
     def _complete(self, a: CoMini6Adapter, nbls: list[NET_BUFFER_LIST], flags: int) -> None:
         """One NdisMCoSendNetBufferListsComplete for NBLs of any of our VCs."""
@@ -443,43 +279,21 @@ class CoMini6:
     # --- receive -------------------------------------------------------------------------------
     def _receive(self, a: CoMini6Adapter, frame: bytes) -> None:
         """A frame from the wire: indicate its payload on the VC its header names."""
-        with self._dpc():
+        ndis = self.ndis
+        with as_miniport(ndis):
             vc = a.by_number.get(int.from_bytes(frame[:4], "big")) if len(frame) >= 4 else None
-            payload = frame[4:]
-            if vc is None or a.state != "running" or a.rx_pool is None or len(payload) > a.mtu:
+            if vc is None:
                 a.rx_dropped += 1
                 return
-            nbl = NdisAllocateNetBufferList(a.rx_pool, 0, 0)
+            nbl = self._rx_nbl(a, frame[4:], a.mtu)
             if nbl is None:
-                a.rx_dropped += 1
                 return
-            nb = nbl.FirstNetBuffer
-            assert nb is not None and nb.MdlChain is not None
-            nb.MdlChain.MappedSystemVa[: len(payload)] = payload
-            nb.DataLength = len(payload)
             vc.received_frames += 1
-            left = (a.rx_pool.limit or 0) - a.rx_pool.outstanding
-            if left < a.low_rcbs:
-                self.ndis.NdisMCoIndicateReceiveNetBufferLists(
-                    vc.handle, nbl, 1, _RX_FLAGS | _RX_RESOURCES
-                )
-                NdisFreeNetBufferList(nbl)
-                return
-            a.rx_outstanding += 1
-            self.ndis.NdisMCoIndicateReceiveNetBufferLists(vc.handle, nbl, 1, _RX_FLAGS)
 
-    def MiniportReturnNetBufferLists(
-        self,
-        MiniportAdapterContext: CoMini6Adapter,
-        NetBufferLists: NET_BUFFER_LIST,
-        ReturnFlags: int,
-    ) -> None:
-        a = MiniportAdapterContext
-        for nbl in iter_nbls(NetBufferLists):
-            nbl.Next = None
-            NdisFreeNetBufferList(nbl)
-            a.rx_outstanding -= 1
-        self._check_pause(a)
+            def indicate(flags: int) -> None:
+                ndis.NdisMCoIndicateReceiveNetBufferLists(vc.handle, nbl, 1, flags)
+
+            self._rx_indicate(a, nbl, indicate)
 
 
 __all__ = ["DEFAULT_AF", "CoMini6", "CoMini6Adapter", "CoVc6", "vc_call_parameters"]

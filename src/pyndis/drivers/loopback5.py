@@ -34,25 +34,11 @@ and every packet comes straight back).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..constants import (
-    NDIS_ATTRIBUTE_DESERIALIZE,
-    NDIS_MAC_OPTION_TRANSFERS_NOT_PEND,
-    OID_802_3_CURRENT_ADDRESS,
-    OID_802_3_PERMANENT_ADDRESS,
-    OID_GEN_CURRENT_PACKET_FILTER,
-    OID_GEN_LINK_SPEED,
-    OID_GEN_MAC_OPTIONS,
-    OID_GEN_MAXIMUM_SEND_PACKETS,
-    OID_GEN_MAXIMUM_TOTAL_SIZE,
-    OID_GEN_MEDIA_CONNECT_STATUS,
-    NdisMediaStateConnected,
-    NdisMedium802_3,
-)
+from ..constants import NDIS_MAC_OPTION_TRANSFERS_NOT_PEND
 from ..errors import NdisInternalError
-from ..mdl import NdisAllocateBuffer, NdisFreeBuffer, NdisGetNextBuffer, NdisQueryBuffer
+from ..mdl import NdisAllocateBuffer, NdisGetNextBuffer, NdisQueryBuffer
 from ..packet import (
     NDIS_GET_PACKET_STATUS,
     NDIS_PACKET,
@@ -60,10 +46,17 @@ from ..packet import (
     NDIS_SET_PACKET_STATUS,
     NdisChainBufferAtBack,
     NdisQueryPacket,
-    NdisUnchainBufferAtFront,
 )
-from ..pools import NdisAllocatePacket, NdisFreePacket
+from ..pools import NdisAllocatePacket
 from ..status import NDIS_STATUS
+from .common5 import (
+    EthernetAdapter5,
+    EthernetMiniport5,
+    allocate_pools,
+    ethernet_answers,
+    free_packet,
+    free_pools,
+)
 
 if TYPE_CHECKING:
     from ..irql import NDIS_SPIN_LOCK
@@ -81,7 +74,7 @@ _PENDING = NDIS_STATUS.PENDING
 _RESOURCES = NDIS_STATUS.RESOURCES
 
 
-class LoopbackAdapter:
+class LoopbackAdapter(EthernetAdapter5):
     """One loopback adapter (the MiniportAdapterContext)."""
 
     def __init__(self, ndis: Ndis, handle: MiniportBlock, config: AdapterConfig) -> None:
@@ -106,23 +99,14 @@ class LoopbackAdapter:
         self.resources_returned = 0
 
     def allocate_resources(self) -> NDIS_STATUS:
-        status, packets = self.ndis.NdisAllocatePacketPool(self.pool_size, 16)
-        if status != _SUCCESS or packets is None:
-            return _RESOURCES
-        status, buffers = self.ndis.NdisAllocateBufferPool(self.pool_size * MAX_BUFFERS_PER_PACKET)
-        if status != _SUCCESS:
-            self.ndis.NdisFreePacketPool(packets)
-            return _RESOURCES
-        self.packet_pool, self.buffer_pool = packets, buffers
-        return _SUCCESS
+        status, self.packet_pool, self.buffer_pool = allocate_pools(
+            self.ndis, self.pool_size, self.pool_size * MAX_BUFFERS_PER_PACKET
+        )
+        return status
 
     def free_resources(self) -> None:
-        if self.packet_pool is not None:
-            self.ndis.NdisFreePacketPool(self.packet_pool)
-            self.packet_pool = None
-        if self.buffer_pool is not None:
-            self.ndis.NdisFreeBufferPool(self.buffer_pool)
-            self.buffer_pool = None
+        free_pools(self.ndis, self.packet_pool, self.buffer_pool)
+        self.packet_pool = self.buffer_pool = None
         self.ndis.NdisFreeSpinLock(self.lock)
 
     # --- building and freeing receive packets -------------------------------------------------
@@ -137,20 +121,13 @@ class LoopbackAdapter:
             view, length = NdisQueryBuffer(buffer)
             status, mine = NdisAllocateBuffer(self.buffer_pool, view, length)
             if status != _SUCCESS or mine is None:
-                self.free(packet)
+                free_packet(packet)
                 return None
             NdisChainBufferAtBack(packet, mine)
             buffer = NdisGetNextBuffer(buffer)
         NDIS_SET_PACKET_HEADER_SIZE(packet, ETHERNET_HEADER_SIZE)
         NDIS_SET_PACKET_STATUS(packet, _RESOURCES if self.copy else _SUCCESS)
         return packet
-
-    def free(self, packet: NDIS_PACKET) -> None:
-        buffer = NdisUnchainBufferAtFront(packet)
-        while buffer is not None:
-            NdisFreeBuffer(buffer)
-            buffer = NdisUnchainBufferAtFront(packet)
-        NdisFreePacket(packet)
 
     # --- the loop ------------------------------------------------------------------------------
     def loop(self, sent: NDIS_PACKET) -> NDIS_STATUS:
@@ -166,7 +143,7 @@ class LoopbackAdapter:
         self.ndis.NdisMIndicateReceivePacket(self.handle, [received], 1)
         if NDIS_GET_PACKET_STATUS(received) != _PENDING:
             # Back already: the receivers copied (RESOURCES) or nobody kept it.
-            self.free(received)
+            free_packet(received)
             return _SUCCESS
         self.looping[received] = sent
         return _PENDING
@@ -179,78 +156,44 @@ class LoopbackAdapter:
                 rule="PY-LOOPBACK",
             )
         sent = self.looping.pop(received)
-        self.free(received)
+        free_packet(received)
         return sent
 
-    def query(self, oid: int) -> tuple[NDIS_STATUS, Any]:
-        answers: dict[int, Any] = {
-            OID_GEN_MAXIMUM_TOTAL_SIZE: 1514,
-            OID_802_3_CURRENT_ADDRESS: self.address,
-            OID_802_3_PERMANENT_ADDRESS: self.address,
-            OID_GEN_MAC_OPTIONS: int(NDIS_MAC_OPTION_TRANSFERS_NOT_PEND),
-            OID_GEN_MEDIA_CONNECT_STATUS: NdisMediaStateConnected,
-            OID_GEN_LINK_SPEED: 10_000_000,
-            OID_GEN_MAXIMUM_SEND_PACKETS: 1,
-            OID_GEN_CURRENT_PACKET_FILTER: self.packet_filter,
-        }
-        if oid in answers:
-            return _SUCCESS, answers[oid]
-        return NDIS_STATUS.INVALID_OID, None
+    def oid_answers(self) -> dict[int, Any]:
+        return ethernet_answers(
+            address=self.address,
+            mac_options=NDIS_MAC_OPTION_TRANSFERS_NOT_PEND,
+            max_send_packets=1,
+            packet_filter=self.packet_filter,
+        )
 
     def __repr__(self) -> str:
         kind = "deserialized" if self.deserialized else "serialized"
         return f"<LoopbackAdapter {self.name!r} {kind} out={len(self.looping)}>"
 
 
-class Loopback5:
-    """The loopback miniport driver (MiniportSend only)."""
+class Loopback5(EthernetMiniport5):
+    """The loopback miniport driver (MiniportSend only). MiniportInitialize (pools, then
+    NdisMSetAttributesEx), the OID handlers and MiniportHalt (free the pools) are the 802.3
+    samples' own (:class:`~.common5.EthernetMiniport5`)."""
 
-    NDIS_VERSION = (5, 1)
     ndis: Ndis
 
     def __init__(self) -> None:
         self.adapters: dict[str, LoopbackAdapter] = {}
 
-    def MiniportInitialize(
-        self,
-        MediumArray: Sequence[int],
-        MiniportAdapterHandle: MiniportBlock,
-        WrapperConfigurationContext: AdapterConfig,
-    ) -> tuple[NDIS_STATUS, int]:
-        """MiniportInitialize -> NdisMSetAttributesEx -> allocate pools
-        -> (SUCCESS, index of 802.3) | (UNSUPPORTED_MEDIA | RESOURCES, 0)."""
-        if NdisMedium802_3 not in MediumArray:
-            return NDIS_STATUS.UNSUPPORTED_MEDIA, 0
-        adapter = LoopbackAdapter(self.ndis, MiniportAdapterHandle, WrapperConfigurationContext)
-        status = adapter.allocate_resources()
-        if status != _SUCCESS:
-            return status, 0
-        flags = NDIS_ATTRIBUTE_DESERIALIZE if adapter.deserialized else 0
-        self.ndis.NdisMSetAttributesEx(MiniportAdapterHandle, adapter, 0, flags, 0)
-        self.adapters[adapter.name] = adapter
-        return _SUCCESS, list(MediumArray).index(NdisMedium802_3)
+    def new_adapter(self, handle: MiniportBlock, config: AdapterConfig) -> LoopbackAdapter:
+        return LoopbackAdapter(self.ndis, handle, config)
 
-    def MiniportHalt(self, MiniportAdapterContext: LoopbackAdapter) -> None:
-        """MiniportHalt: every send completed and every receive packet returned; free pools."""
-        MiniportAdapterContext.free_resources()
-        self.adapters.pop(MiniportAdapterContext.name, None)
+    def start_adapter(self, adapter: LoopbackAdapter) -> NDIS_STATUS:
+        return adapter.allocate_resources()
+
+    def stop_adapter(self, adapter: LoopbackAdapter) -> None:
+        adapter.free_resources()
 
     def MiniportReset(self, MiniportAdapterContext: LoopbackAdapter) -> tuple[NDIS_STATUS, bool]:
         """MiniportReset -> (SUCCESS, False): loops in progress finish on their own."""
         return _SUCCESS, False
-
-    def MiniportQueryInformation(
-        self, MiniportAdapterContext: LoopbackAdapter, Oid: int
-    ) -> tuple[NDIS_STATUS, Any]:
-        return MiniportAdapterContext.query(Oid)
-
-    def MiniportSetInformation(
-        self, MiniportAdapterContext: LoopbackAdapter, Oid: int, Value: Any
-    ) -> NDIS_STATUS:
-        if Oid == OID_GEN_CURRENT_PACKET_FILTER:
-            MiniportAdapterContext.packet_filter = int(Value)
-            return _SUCCESS
-        return NDIS_STATUS.INVALID_OID
 
     def MiniportSend(
         self, MiniportAdapterContext: LoopbackAdapter, Packet: NDIS_PACKET, Flags: int

@@ -25,16 +25,16 @@ benchmark compares the two). Completions are counted by status; with ``track=Tru
 carries its write number in its ProtocolReserved area and the order packets come back in is
 logged. An ``on_send_complete`` hook lets a test send again from inside the completion handler.
 
-Receiving. ``ProtocolReceivePacket`` copies the frame out (through ``NdisQueryPacket`` and
-``NdisQueryBuffer``) and returns 0, so the packet goes straight back to the miniport;
+Receiving. ``ProtocolReceivePacket`` copies the frame out (:func:`copy_packet`, the library's
+``packet_bytes``) and returns 0, so the packet goes straight back to the miniport;
 ``ProtocolReceive`` (the lookahead path) copies header and lookahead. Frames land in the open's
 ``received`` queue (bounded by ``rx_queue``; overflow is counted and dropped).
 
-Binding. ``register(ndis)`` calls ``NdisRegisterProtocol``. NDIS offers adapters from inside that
-call, before the driver has its handle (the model binds synchronously), so offers that arrive
-then are kept and bound as soon as the handle is known. ``bind_to`` restricts the adapters bound
-(by name). Unbinding closes the binding (``NdisCloseAdapter``; PENDING until every send came
-back, then ``ProtocolCloseAdapterComplete``) and frees the pools.
+Binding. ``register(ndis)`` calls ``NdisRegisterProtocol`` and keeps the handle; NDIS offers the
+adapters present afterwards (``ProtocolBindAdapter`` from PASSIVE work items: run the scheduler).
+``bind_to`` restricts the adapters bound (by name). Unbinding closes the binding
+(``NdisCloseAdapter``; PENDING until every send came back, then ``ProtocolCloseAdapterComplete``)
+and frees the pools.
 """
 
 from __future__ import annotations
@@ -48,14 +48,22 @@ from ..constants import (
     NDIS_PACKET_TYPE_DIRECTED,
     OID_802_3_CURRENT_ADDRESS,
     OID_GEN_CURRENT_PACKET_FILTER,
-    NdisMedium802_3,
     NdisRequestQueryInformation,
     NdisRequestSetInformation,
 )
-from ..mdl import MDL, NdisAllocateBuffer, NdisFreeBuffer, NdisGetNextBuffer, NdisQueryBuffer
-from ..packet import NDIS_PACKET, NdisChainBufferAtBack, NdisQueryPacket, NdisUnchainBufferAtFront
+from ..mdl import NdisAllocateBuffer
+from ..packet import NDIS_PACKET, NdisChainBufferAtBack, packet_bytes
 from ..pools import NdisAllocatePacket, NdisFreePacket, NdisReinitializePacket
 from ..status import NDIS_STATUS
+from .common5 import (
+    SampleProtocol5,
+    allocate_pools,
+    free_buffers,
+    free_pools,
+    lookahead_frame,
+    open_ethernet,
+    pick,
+)
 
 if TYPE_CHECKING:
     from ..library.binding import OpenBlock
@@ -91,15 +99,9 @@ def _fragments(frame: Frame) -> Sequence[bytes | bytearray | memoryview]:
     return frame
 
 
-def copy_packet(packet: NDIS_PACKET) -> bytes:
-    """Copy a received packet's bytes out of its buffers (the protocol's own copy)."""
-    _physical, _count, buffer, _total = NdisQueryPacket(packet)
-    parts: list[memoryview] = []
-    while buffer is not None:
-        view, _length = NdisQueryBuffer(buffer)
-        parts.append(view)
-        buffer = NdisGetNextBuffer(buffer)
-    return b"".join(parts)
+#: Copy a received packet's bytes out of its buffers (the protocol's own copy): the library's
+#: :func:`~pyndis.packet.packet_bytes`.
+copy_packet = packet_bytes
 
 
 class NdisProtOpen:
@@ -144,16 +146,11 @@ class NdisProtOpen:
 
     # --- setting up ----------------------------------------------------------------------------
     def allocate(self) -> NDIS_STATUS:
-        ndis = self.ndis
         size = self.driver.pool
-        status, pool = ndis.NdisAllocatePacketPool(size, 16)
-        if status != _SUCCESS or pool is None:
-            return _RESOURCES
-        status, buffers = ndis.NdisAllocateBufferPool(size * MAX_FRAGMENTS)
-        if status != _SUCCESS:
-            ndis.NdisFreePacketPool(pool)
-            return _RESOURCES
-        self.packet_pool, self.buffer_pool = pool, buffers
+        status, pool, self.buffer_pool = allocate_pools(self.ndis, size, size * MAX_FRAGMENTS)
+        if pool is None:
+            return status
+        self.packet_pool = pool
         if self.reuse:
             for _ in range(size):
                 status, packet = NdisAllocatePacket(pool)
@@ -166,12 +163,8 @@ class NdisProtOpen:
         """Free every descriptor and both pools (after the close completed)."""
         while self.free_packets:
             NdisFreePacket(self.free_packets.pop())
-        if self.packet_pool is not None:
-            self.ndis.NdisFreePacketPool(self.packet_pool)
-            self.packet_pool = None
-        if self.buffer_pool is not None:
-            self.ndis.NdisFreeBufferPool(self.buffer_pool)
-            self.buffer_pool = None
+        free_pools(self.ndis, self.packet_pool, self.buffer_pool)
+        self.packet_pool = self.buffer_pool = None
 
     # --- sending -------------------------------------------------------------------------------
     def _take_packet(self) -> NDIS_PACKET | None:
@@ -198,7 +191,7 @@ class NdisProtOpen:
         for fragment in _fragments(frame):
             status, buffer = NdisAllocateBuffer(pool, fragment, len(fragment))
             if status != _SUCCESS or buffer is None:
-                self._unchain(packet)
+                free_buffers(packet)
                 self._put_packet(packet)
                 return None
             NdisChainBufferAtBack(packet, buffer)
@@ -207,12 +200,6 @@ class NdisProtOpen:
             packet.ProtocolReserved[0:8] = self.next_seq.to_bytes(8, "little")
         return packet
 
-    def _unchain(self, packet: NDIS_PACKET) -> None:
-        buffer: MDL | None = NdisUnchainBufferAtFront(packet)
-        while buffer is not None:
-            NdisFreeBuffer(buffer)
-            buffer = NdisUnchainBufferAtFront(packet)
-
     def recycle(self, packet: NDIS_PACKET, status: int) -> None:
         """A packet is back with us: count it, unchain and free its buffers, reuse or free it."""
         self.completed += 1
@@ -220,7 +207,7 @@ class NdisProtOpen:
         self.by_status[status] += 1
         if self.track:
             self.completion_log.append(int.from_bytes(packet.ProtocolReserved[0:8], "little"))
-        self._unchain(packet)
+        free_buffers(packet)
         self._put_packet(packet)
         hook = self.on_send_complete
         if hook is not None:
@@ -280,11 +267,10 @@ class NdisProtOpen:
         )
 
 
-class NdisProt5:
+class NdisProt5(SampleProtocol5):
     """The protocol driver. ``register(ndis)`` it; it binds every 802.3 adapter offered (or
     those named in ``bind_to``)."""
 
-    NDIS_VERSION = (5, 1)
     ndis: Ndis
 
     def __init__(
@@ -309,24 +295,10 @@ class NdisProt5:
         self.opens: dict[str, NdisProtOpen] = {}
         self.bind_failures: list[tuple[str, NDIS_STATUS]] = []
 
-    # --- registration --------------------------------------------------------------------------
-    def register(self, ndis: Ndis) -> NDIS_STATUS:
-        """DriverEntry: NdisRegisterProtocol, keep the handle. The adapters present are offered
-        later (ProtocolBindAdapter from PASSIVE work items: run the scheduler)."""
-        self.ndis = ndis
-        status, handle = ndis.NdisRegisterProtocol(self, 5, 1, self.name)
-        if status != _SUCCESS:
-            return status
-        self.handle = handle
-        return status
-
+    # --- bindings ------------------------------------------------------------------------------
     def open(self, device_name: str | None = None) -> NdisProtOpen:
         """The binding to ``device_name`` (or the only one)."""
-        if device_name is None:
-            if len(self.opens) != 1:
-                raise LookupError(f"{self.name} has {len(self.opens)} bindings; name one")
-            return next(iter(self.opens.values()))
-        return self.opens[device_name]
+        return pick(self.opens, device_name, self.name, "bindings")
 
     def write(self, frame: Frame, device_name: str | None = None) -> int:
         return self.open(device_name).write(frame)
@@ -347,17 +319,9 @@ class NdisProt5:
         assert self.handle is not None
         ndis = self.ndis
         ctx = NdisProtOpen(self, device_name)
-        status = ctx.allocate()
-        if status != _SUCCESS:
-            self.bind_failures.append((device_name, status))
+        status, binding = open_ethernet(ndis, self.handle, ctx, device_name, self.bind_failures)
+        if binding is None:
             return status
-        status, _open_error, binding, _index = ndis.NdisOpenAdapter(
-            self.handle, ctx, [NdisMedium802_3], device_name
-        )
-        if status != _SUCCESS or binding is None:
-            ctx.free()
-            self.bind_failures.append((device_name, NDIS_STATUS(status)))
-            return NDIS_STATUS(status)
         ctx.binding = binding
         self.opens[device_name] = ctx
         q_status, address = ndis.NdisRequest(
@@ -440,9 +404,9 @@ class NdisProt5:
         if LookaheadBufferSize < PacketSize:
             ProtocolBindingContext.rx_dropped += 1
             return NDIS_STATUS.NOT_ACCEPTED
-        header = bytes(memoryview(HeaderBuffer)[:HeaderBufferSize])
-        body = bytes(memoryview(LookAheadBuffer)[:LookaheadBufferSize])
-        ProtocolBindingContext.deliver(header + body)
+        ProtocolBindingContext.deliver(
+            lookahead_frame(HeaderBuffer, HeaderBufferSize, LookAheadBuffer, LookaheadBufferSize)
+        )
         return _SUCCESS
 
     def ProtocolReceiveComplete(self, ProtocolBindingContext: NdisProtOpen) -> None:

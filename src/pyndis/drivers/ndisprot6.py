@@ -37,9 +37,7 @@ from ..constants import (
     NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET,
     NDIS_PACKET_TYPE_BROADCAST,
     NDIS_PACKET_TYPE_DIRECTED,
-    NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
     NDIS_RECEIVE_FLAGS_RESOURCES,
-    NDIS_RETURN_FLAGS_DISPATCH_LEVEL,
     NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK,
     OID_GEN_CURRENT_PACKET_FILTER,
     NdisMedium802_3,
@@ -53,7 +51,6 @@ from ..library.binding import (
     NET_PNP_EVENT_NOTIFICATION,
     OpenBlock,
 )
-from ..mdl import MDL
 from ..nbl import (
     NDIS_SET_NET_BUFFER_LIST_CANCEL_ID,
     NET_BUFFER_LIST,
@@ -62,23 +59,22 @@ from ..nbl import (
     link_nbls,
     nbl_bytes,
 )
-from ..nblpool import (
-    NET_BUFFER_LIST_POOL_PARAMETERS,
-    NET_BUFFER_POOL_PARAMETERS,
-    NblPool,
-    NbPool,
-    NdisAllocateNetBuffer,
-    NdisAllocateNetBufferAndNetBufferList,
-    NdisFreeNetBuffer,
-    NdisFreeNetBufferList,
-)
+from ..nblpool import NblPool, NbPool
 from ..status import NDIS_STATUS
+from .common6 import (
+    Frames,
+    SampleProtocol6,
+    allocate_frame_pools,
+    frame_parts,
+    frames_nbl,
+    free_frame_pools,
+    free_frames_nbl,
+    return_flags,
+)
 
 if TYPE_CHECKING:
     from ..library.drivers import DriverBlock
     from ..library.kernel import Ndis
-
-Frames = Sequence[bytes] | bytes
 
 
 class ProtOpen:
@@ -110,10 +106,9 @@ class ProtOpen:
         return f"<ProtOpen {self.adapter_name!r} {self.state} pended={self.pended}>"
 
 
-class NdisProt6:
+class NdisProt6(SampleProtocol6):
     """The ndisprot6 protocol driver."""
 
-    NDIS_VERSION = (6, 0)
     ndis: Ndis
 
     def __init__(
@@ -129,31 +124,16 @@ class NdisProt6:
         self.opens: dict[str, ProtOpen] = {}
 
     # --- DriverEntry and binding -----------------------------------------------------------------
-    def register(self, ndis: Ndis, name: str | None = None) -> NDIS_STATUS:
-        """DriverEntry: NdisRegisterProtocolDriver, keep the NdisProtocolHandle for the binds
-        (they come later, from PASSIVE work items)."""
-        self.ndis = ndis
-        status, handle = ndis.NdisRegisterProtocolDriver(self, Name=name)
-        if status == NDIS_STATUS.SUCCESS:
-            self.handle = handle
-        return status
-
     def ProtocolBindAdapterEx(
         self, ProtocolDriverContext: Any, BindContext: Any, BindParameters: NDIS_BIND_PARAMETERS
     ) -> NDIS_STATUS:
         """Open the adapter, allocate the pools, set the packet filter."""
         ndis = self.ndis
-        handle = self.handle
-        assert handle is not None, "register(ndis) first: binding needs the NdisProtocolHandle"
+        handle = self.protocol_handle()
         ctx = ProtOpen(BindParameters.AdapterName)
         self.opens[ctx.adapter_name] = ctx
-        ctx.nbl_pool = ndis.NdisAllocateNetBufferListPool(
-            handle, NET_BUFFER_LIST_POOL_PARAMETERS(fAllocateNetBuffer=True, PoolTag="prot")
-        )
-        ctx.nb_pool = ndis.NdisAllocateNetBufferPool(
-            handle, NET_BUFFER_POOL_PARAMETERS(PoolTag="prnb")
-        )
-        if ctx.nbl_pool is None or ctx.nb_pool is None:
+        ctx.nbl_pool, ctx.nb_pool = allocate_frame_pools(ndis, handle, "prot", "prnb")
+        if ctx.nbl_pool is None:
             return NDIS_STATUS.RESOURCES
         ctx.partial_cancel_id = ndis.NdisGeneratePartialCancelId()
         status, binding = ndis.NdisOpenAdapterEx(
@@ -212,12 +192,8 @@ class NdisProt6:
         self.opens.pop(ctx.adapter_name, None)
 
     def _free_pools(self, ctx: ProtOpen) -> None:
-        if ctx.nbl_pool is not None:
-            self.ndis.NdisFreeNetBufferListPool(ctx.nbl_pool)
-            ctx.nbl_pool = None
-        if ctx.nb_pool is not None:
-            self.ndis.NdisFreeNetBufferPool(ctx.nb_pool)
-            ctx.nb_pool = None
+        free_frame_pools(self.ndis, ctx.nbl_pool, ctx.nb_pool)
+        ctx.nbl_pool = ctx.nb_pool = None
 
     def ProtocolStatusEx(self, ProtocolBindingContext: ProtOpen, StatusIndication: Any) -> None:
         ProtocolBindingContext.status_indications.append(int(StatusIndication.StatusCode))
@@ -227,25 +203,9 @@ class NdisProt6:
         """One NBL whose NBs describe ``frames`` (zero copy), SourceHandle and cancel ID set;
         None if a pool is out of descriptors (nothing is left allocated then)."""
         assert ctx.binding is not None and ctx.nbl_pool is not None and ctx.nb_pool is not None
-        ndis = self.ndis
-        parts = [frames] if isinstance(frames, bytes | bytearray | memoryview) else list(frames)
-        first = parts[0]
-        mdl = ndis.NdisAllocateMdl(None, first, len(first))
-        nbl = NdisAllocateNetBufferAndNetBufferList(ctx.nbl_pool, 0, 0, mdl, 0, len(first))
+        nbl = frames_nbl(self.ndis, ctx.nbl_pool, ctx.nb_pool, frame_parts(frames))
         if nbl is None:
-            ndis.NdisFreeMdl(mdl)
             return None
-        tail = nbl.FirstNetBuffer
-        assert tail is not None
-        for frame in parts[1:]:
-            extra_mdl = ndis.NdisAllocateMdl(None, frame, len(frame))
-            nb = NdisAllocateNetBuffer(ctx.nb_pool, extra_mdl, 0, len(frame))
-            if nb is None:
-                ndis.NdisFreeMdl(extra_mdl)
-                self.free_nbl(nbl)
-                return None
-            tail.Next = nb
-            tail = nb
         nbl.SourceHandle = ctx.binding
         ctx.cancel_seq = (ctx.cancel_seq + 1) & 0xFFFFFF
         NDIS_SET_NET_BUFFER_LIST_CANCEL_ID(nbl, (ctx.partial_cancel_id << 24) | ctx.cancel_seq)
@@ -277,24 +237,7 @@ class NdisProt6:
 
     def free_nbl(self, nbl: NET_BUFFER_LIST) -> None:
         """Free the NBs we chained (and every MDL), then the NBL with its own NB."""
-        ndis = self.ndis
-        own = nbl.own_nb
-        nb = nbl.FirstNetBuffer
-        mdls: list[MDL] = []
-        while nb is not None:
-            following = nb.Next
-            if nb.MdlChain is not None:
-                mdls.append(nb.MdlChain)
-            if nb is not own:
-                nb.Next = None
-                NdisFreeNetBuffer(nb)
-            nb = following
-        if own is not None:
-            own.Next = None
-        nbl.FirstNetBuffer = own
-        NdisFreeNetBufferList(nbl)
-        for mdl in mdls:
-            ndis.NdisFreeMdl(mdl)
+        free_frames_nbl(self.ndis, nbl)
 
     def ProtocolSendNetBufferListsComplete(
         self,
@@ -338,12 +281,7 @@ class NdisProt6:
         if self.retain:
             ctx.retained += kept
             return
-        flags = (
-            NDIS_RETURN_FLAGS_DISPATCH_LEVEL
-            if ReceiveFlags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL
-            else 0
-        )
-        self.ndis.NdisReturnNetBufferLists(ctx.binding, NetBufferLists, flags)
+        self.ndis.NdisReturnNetBufferLists(ctx.binding, NetBufferLists, return_flags(ReceiveFlags))
 
     def return_received(self, ctx: ProtOpen) -> None:
         """Give back the NBLs kept with ``retain=True``."""

@@ -37,22 +37,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..constants import (
-    NDIS_ATTRIBUTE_DESERIALIZE,
     NDIS_MAC_OPTION_NO_LOOPBACK,
     NDIS_MAC_OPTION_TRANSFERS_NOT_PEND,
-    OID_802_3_CURRENT_ADDRESS,
-    OID_802_3_PERMANENT_ADDRESS,
-    OID_GEN_CURRENT_PACKET_FILTER,
-    OID_GEN_LINK_SPEED,
-    OID_GEN_MAC_OPTIONS,
-    OID_GEN_MAXIMUM_SEND_PACKETS,
-    OID_GEN_MAXIMUM_TOTAL_SIZE,
-    OID_GEN_MEDIA_CONNECT_STATUS,
-    NdisMediaStateConnected,
-    NdisMedium802_3,
 )
 from ..packet import NDIS_PACKET, NDIS_SET_PACKET_STATUS
 from ..status import NDIS_STATUS
+from .common5 import EthernetAdapter5, EthernetMiniport5, ethernet_answers
 
 if TYPE_CHECKING:
     from ..library.adapter import AdapterConfig, MiniportBlock
@@ -63,7 +53,7 @@ DEFAULT_ADDRESS = b"\x02\x00\x00\x00\x00\x01"
 _PENDING = NDIS_STATUS.PENDING
 
 
-class NullAdapter:
+class NullAdapter(EthernetAdapter5):
     """One null adapter (its MiniportAdapterContext)."""
 
     __slots__ = (
@@ -98,73 +88,37 @@ class NullAdapter:
         self.sent = 0
         self.resets = 0
 
+    def oid_answers(self) -> dict[int, Any]:
+        return ethernet_answers(
+            address=self.address,
+            mac_options=self.mac_options,
+            max_send_packets=self.max_send_packets,
+            packet_filter=self.packet_filter,
+        )
+
     def __repr__(self) -> str:
         kind = "deserialized" if self.deserialized else "serialized"
         return f"<NullAdapter {self.name!r} {kind} sent={self.sent}>"
 
 
-class _NullBase:
-    """Handlers every null miniport has; the send handlers are in the subclasses."""
+class _NullBase(EthernetMiniport5):
+    """Handlers every null miniport has (MiniportInitialize, the OID handlers and MiniportHalt
+    are the 802.3 samples' own, :class:`~.common5.EthernetMiniport5`); the send handlers are
+    in the subclasses."""
 
-    NDIS_VERSION = (5, 1)
     ndis: Ndis
 
     def __init__(self) -> None:
         self.adapters: dict[str, NullAdapter] = {}
 
+    def new_adapter(self, handle: MiniportBlock, config: AdapterConfig) -> NullAdapter:
+        return NullAdapter(handle, config)
+
     # --- life cycle ----------------------------------------------------------------------------
-    def MiniportInitialize(
-        self,
-        MediumArray: Sequence[int],
-        MiniportAdapterHandle: MiniportBlock,
-        WrapperConfigurationContext: AdapterConfig,
-    ) -> tuple[NDIS_STATUS, int]:
-        """MiniportInitialize -> NdisMSetAttributesEx -> (SUCCESS, index of 802.3) |
-        (UNSUPPORTED_MEDIA, 0). Runs at PASSIVE_LEVEL."""
-        if NdisMedium802_3 not in MediumArray:
-            return NDIS_STATUS.UNSUPPORTED_MEDIA, 0
-        adapter = NullAdapter(MiniportAdapterHandle, WrapperConfigurationContext)
-        flags = NDIS_ATTRIBUTE_DESERIALIZE if adapter.deserialized else 0
-        self.ndis.NdisMSetAttributesEx(MiniportAdapterHandle, adapter, 0, flags, 0)
-        self.adapters[adapter.name] = adapter
-        return NDIS_STATUS.SUCCESS, list(MediumArray).index(NdisMedium802_3)
-
-    def MiniportHalt(self, MiniportAdapterContext: NullAdapter) -> None:
-        """MiniportHalt: called once, after every send was completed; nothing to release."""
-        self.adapters.pop(MiniportAdapterContext.name, None)
-
     def MiniportReset(self, MiniportAdapterContext: NullAdapter) -> tuple[NDIS_STATUS, bool]:
         """MiniportReset -> (SUCCESS, AddressingReset=False): nothing is ever in flight."""
         MiniportAdapterContext.resets += 1
         return NDIS_STATUS.SUCCESS, False
-
-    def MiniportQueryInformation(
-        self, MiniportAdapterContext: NullAdapter, Oid: int
-    ) -> tuple[NDIS_STATUS, Any]:
-        """MiniportQueryInformation(Oid) -> (SUCCESS, value) | (INVALID_OID, None)."""
-        a = MiniportAdapterContext
-        answers: dict[int, Any] = {
-            OID_GEN_MAXIMUM_TOTAL_SIZE: 1514,
-            OID_802_3_CURRENT_ADDRESS: a.address,
-            OID_802_3_PERMANENT_ADDRESS: a.address,
-            OID_GEN_MAC_OPTIONS: int(a.mac_options),
-            OID_GEN_MEDIA_CONNECT_STATUS: NdisMediaStateConnected,
-            OID_GEN_LINK_SPEED: 10_000_000,  # 1 Gbit/s in units of 100 bit/s
-            OID_GEN_MAXIMUM_SEND_PACKETS: a.max_send_packets,
-            OID_GEN_CURRENT_PACKET_FILTER: a.packet_filter,
-        }
-        if Oid in answers:
-            return NDIS_STATUS.SUCCESS, answers[Oid]
-        return NDIS_STATUS.INVALID_OID, None
-
-    def MiniportSetInformation(
-        self, MiniportAdapterContext: NullAdapter, Oid: int, Value: Any
-    ) -> NDIS_STATUS:
-        """MiniportSetInformation(Oid, value) -> SUCCESS | INVALID_OID."""
-        if Oid == OID_GEN_CURRENT_PACKET_FILTER:
-            MiniportAdapterContext.packet_filter = int(Value)
-            return NDIS_STATUS.SUCCESS
-        return NDIS_STATUS.INVALID_OID
 
 
 class NullMiniport(_NullBase):

@@ -61,7 +61,7 @@ from ..constants import (
     OriginalPacketInfo,
 )
 from ..errors import IntermediateContractError
-from ..mdl import MDL, NdisAllocateBuffer, NdisFreeBuffer
+from ..mdl import MDL, NdisAllocateBuffer
 from ..packet import (
     NDIS_GET_PACKET_HEADER_SIZE,
     NDIS_GET_PACKET_MEDIA_SPECIFIC_INFO,
@@ -79,10 +79,10 @@ from ..packet import (
     NdisChainBufferAtFront,
     NdisGetPacketFlags,
     NdisSetPacketFlags,
-    NdisUnchainBufferAtFront,
 )
 from ..pools import NdisAllocatePacket, NdisFreePacket, NdisReinitializePacket
 from ..status import NDIS_STATUS
+from .common5 import free_packet, free_pools, lookahead_frame, open_ethernet, pick
 
 if TYPE_CHECKING:
     from ..library.adapter import AdapterConfig, MiniportBlock
@@ -167,8 +167,10 @@ class PtAdapter:
         self.returned_down = 0
         self.rx_dropped = 0
 
-    def allocate(self, size: int) -> NDIS_STATUS:
+    def allocate(self) -> NDIS_STATUS:
+        """The send and receive packet pools and the buffer pool (``pool`` descriptors each)."""
         ndis = self.ndis
+        size = self.driver.pool
         status, send_pool = ndis.NdisAllocatePacketPool(size, 16)
         if status != _SUCCESS or send_pool is None:
             return _RESOURCES
@@ -185,12 +187,7 @@ class PtAdapter:
         return _SUCCESS
 
     def free(self) -> None:
-        ndis = self.ndis
-        for pool in (self.send_pool, self.recv_pool):
-            if pool is not None:
-                ndis.NdisFreePacketPool(pool)
-        if self.buffer_pool is not None:
-            ndis.NdisFreeBufferPool(self.buffer_pool)
+        free_pools(self.ndis, self.send_pool, self.recv_pool, self.buffer_pool)
         self.send_pool = self.recv_pool = None
         self.buffer_pool = None
 
@@ -246,11 +243,8 @@ class Passthru5:
         return _SUCCESS
 
     def adapter(self, lower_name: str | None = None) -> PtAdapter:
-        if lower_name is None:
-            if len(self.adapters) != 1:
-                raise LookupError(f"{self.name} has {len(self.adapters)} adapters; name one")
-            return next(iter(self.adapters.values()))
-        return self.adapters[lower_name]
+        """The pair over ``lower_name`` (or the only one)."""
+        return pick(self.adapters, lower_name, self.name, "adapters")
 
     # === lower edge: the protocol =================================================================
     def ProtocolBindAdapter(
@@ -269,17 +263,11 @@ class Passthru5:
         ndis = self.ndis
         virtual_name = f"{lower_name}{self.suffix}"
         pt = PtAdapter(self, lower_name, virtual_name)
-        status = pt.allocate(self.pool)
-        if status != _SUCCESS:
-            self.bind_failures.append((lower_name, status))
-            return status
-        status, _error, binding, _index = ndis.NdisOpenAdapter(
-            self.protocol_handle, pt, [NdisMedium802_3], lower_name
+        status, binding = open_ethernet(
+            ndis, self.protocol_handle, pt, lower_name, self.bind_failures
         )
-        if status != _SUCCESS or binding is None:
-            pt.free()
-            self.bind_failures.append((lower_name, NDIS_STATUS(status)))
-            return NDIS_STATUS(status)
+        if binding is None:
+            return status
         pt.lower = binding
         self.adapters[lower_name] = pt
         # Our own sends must not come back to us from below: loopback is done above.
@@ -369,8 +357,8 @@ class Passthru5:
         if pt.upper is None or pt.recv_pool is None or LookaheadBufferSize < PacketSize:
             pt.rx_dropped += 1
             return NDIS_STATUS.NOT_ACCEPTED
-        frame = bytes(memoryview(HeaderBuffer)[:HeaderBufferSize]) + bytes(
-            memoryview(LookAheadBuffer)[:LookaheadBufferSize]
+        frame = lookahead_frame(
+            HeaderBuffer, HeaderBufferSize, LookAheadBuffer, LookaheadBufferSize
         )
         status, mine = NdisAllocatePacket(pt.recv_pool)
         if status != _SUCCESS or mine is None:
@@ -387,8 +375,7 @@ class Passthru5:
         NDIS_SET_PACKET_STATUS(mine, _RESOURCES)
         pt.received_up += 1
         self.ndis.NdisMIndicateReceivePacket(pt.upper, [mine], 1)
-        NdisFreeBuffer(_unchain(mine))
-        NdisFreePacket(mine)
+        free_packet(mine)
         return _SUCCESS
 
     def ProtocolReceiveComplete(self, ProtocolBindingContext: PtAdapter) -> None:
@@ -557,12 +544,6 @@ class Passthru5:
         NDIS_SET_PER_PACKET_INFO_FROM_PACKET(packet, OriginalPacketInfo, None)
         NdisReinitializePacket(packet)
         NdisFreePacket(packet)
-
-
-def _unchain(packet: NDIS_PACKET) -> MDL:
-    buffer = NdisUnchainBufferAtFront(packet)
-    assert buffer is not None
-    return buffer
 
 
 __all__ = [

@@ -61,24 +61,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..constants import (
     DISPATCH_LEVEL,
-    NDIS_ATTRIBUTE_DESERIALIZE,
     NDIS_MAC_OPTION_NO_LOOPBACK,
     NDIS_MAC_OPTION_TRANSFERS_NOT_PEND,
-    OID_802_3_CURRENT_ADDRESS,
-    OID_802_3_PERMANENT_ADDRESS,
-    OID_GEN_CURRENT_PACKET_FILTER,
-    OID_GEN_LINK_SPEED,
-    OID_GEN_MAC_OPTIONS,
-    OID_GEN_MAXIMUM_SEND_PACKETS,
-    OID_GEN_MAXIMUM_TOTAL_SIZE,
-    OID_GEN_MEDIA_CONNECT_STATUS,
-    NdisMediaStateConnected,
-    NdisMediaStateDisconnected,
-    NdisMedium802_3,
 )
 from ..errors import NdisInternalError
 from ..library.kernel import NDIS_MINIPORT_TIMER
-from ..mdl import MDL, NdisAllocateBuffer, NdisFreeBuffer, NdisGetNextBuffer, NdisQueryBuffer
+from ..mdl import MDL, NdisAllocateBuffer, NdisFreeBuffer
 from ..packet import (
     NDIS_GET_PACKET_STATUS,
     NDIS_PACKET,
@@ -87,11 +75,22 @@ from ..packet import (
     NDIS_SET_PACKET_TIME_RECEIVED,
     NdisChainBufferAtFront,
     NdisQueryPacket,
-    NdisUnchainBufferAtFront,
+    packet_bytes,
 )
-from ..pools import NdisAllocatePacket, NdisFreePacket, NdisPacketPoolUsage
+from ..pools import NdisAllocatePacket, NdisPacketPoolUsage
 from ..scheduler import PRIORITY_DPC, PRIORITY_WIRE, WorkItem
 from ..status import NDIS_STATUS
+from .common5 import (
+    COMPLETION_ORDERS,
+    GIGABIT,
+    EthernetAdapter5,
+    EthernetMiniport5,
+    allocate_pools,
+    ethernet_answers,
+    free_packet,
+    free_pools,
+    order_batch,
+)
 from .nichw import BROADCAST, NicCounters, NicHardware
 
 if TYPE_CHECKING:
@@ -104,24 +103,12 @@ if TYPE_CHECKING:
 DEFAULT_ADDRESS = b"\x02\x00\x00\x00\x00\x01"
 ETHERNET_HEADER_SIZE = 14
 MAX_FRAME = 1514
-COMPLETION_ORDERS = ("fifo", "reverse", "random")
 
 _PENDING = NDIS_STATUS.PENDING
 _SUCCESS = NDIS_STATUS.SUCCESS
 
 
-def read_frame(packet: NDIS_PACKET) -> bytes:
-    """The NIC's DMA read: the bytes of every buffer chained to ``packet``, through the DDIs."""
-    _physical, _count, buffer, _total = NdisQueryPacket(packet)
-    parts: list[memoryview] = []
-    while buffer is not None:
-        view, _length = NdisQueryBuffer(buffer)
-        parts.append(view)
-        buffer = NdisGetNextBuffer(buffer)
-    return b"".join(parts)
-
-
-class SimNicAdapter:
+class SimNicAdapter(EthernetAdapter5):
     """One simulated NIC's driver state (the MiniportAdapterContext) and its hardware."""
 
     def __init__(self, ndis: Ndis, handle: MiniportBlock, config: AdapterConfig) -> None:
@@ -173,17 +160,21 @@ class SimNicAdapter:
     def counters(self) -> NicCounters:
         return self.hw.counters
 
+    @property
+    def packet_filter(self) -> int:
+        """The hardware address filter (what OID_GEN_CURRENT_PACKET_FILTER programs)."""
+        return self.hw.packet_filter
+
+    @packet_filter.setter
+    def packet_filter(self, value: int) -> None:
+        self.hw.packet_filter = value
+
     # --- resources ------------------------------------------------------------------------------
     def allocate_resources(self) -> NDIS_STATUS:
-        status, packets = self.ndis.NdisAllocatePacketPool(self.rx_packets, 16)
-        if status != _SUCCESS or packets is None:
-            return NDIS_STATUS.RESOURCES
-        status, buffers = self.ndis.NdisAllocateBufferPool(self.rx_packets)
-        if status != _SUCCESS:
-            self.ndis.NdisFreePacketPool(packets)
-            return NDIS_STATUS.RESOURCES
-        self.rx_packet_pool, self.rx_buffer_pool = packets, buffers
-        return _SUCCESS
+        status, self.rx_packet_pool, self.rx_buffer_pool = allocate_pools(
+            self.ndis, self.rx_packets, self.rx_packets
+        )
+        return status
 
     def halt(self) -> None:
         """MiniportHalt: stop the hardware, cancel the DPCs and the timer, free the pools."""
@@ -195,12 +186,8 @@ class SimNicAdapter:
         self.ndis.NdisMCancelTimer(self.reset_timer)
         while self.rx_fifo:
             NdisFreeBuffer(self.rx_fifo.popleft())
-        if self.rx_packet_pool is not None:
-            self.ndis.NdisFreePacketPool(self.rx_packet_pool)
-            self.rx_packet_pool = None
-        if self.rx_buffer_pool is not None:
-            self.ndis.NdisFreeBufferPool(self.rx_buffer_pool)
-            self.rx_buffer_pool = None
+        free_pools(self.ndis, self.rx_packet_pool, self.rx_buffer_pool)
+        self.rx_packet_pool = self.rx_buffer_pool = None
         self.ndis.NdisFreeSpinLock(self.lock)
 
     # --- the driver's lock (deserialized only: NDIS serializes a serialized miniport) ----------
@@ -238,10 +225,10 @@ class SimNicAdapter:
         length = NdisQueryPacket(packet)[3]
         if self.early_complete:
             # Copy the frame into the NIC's memory and let go of the packet at once.
-            self.hw.load(None, read_frame(packet), length)
+            self.hw.load(None, packet_bytes(packet), length)
             self._finish(packet, _SUCCESS)
         else:
-            self.hw.load(packet, lambda: read_frame(packet), length)
+            self.hw.load(packet, lambda: packet_bytes(packet), length)
 
     def _finish(self, packet: NDIS_PACKET, status: NDIS_STATUS) -> None:
         """Hand a finished packet to the transmit-complete DPC."""
@@ -277,10 +264,7 @@ class SimNicAdapter:
         self.acquire()
         batch, self.done = self.done, []
         self.release()
-        if self.completion == "reverse":
-            batch.reverse()
-        elif self.completion == "random":
-            ndis.scheduler.random.shuffle(batch)
+        order_batch(batch, self.completion, ndis.scheduler.random)
         for packet, status in batch:
             self.counters.tx_completed += 1
             ndis.scheduler.trace("nic-complete", self.name, status)
@@ -404,7 +388,7 @@ class SimNicAdapter:
             if NDIS_GET_PACKET_STATUS(packet) == _PENDING:
                 self.lent.add(packet)  # a receiver kept it: MiniportReturnPacket later
             else:
-                self.reclaim(packet)
+                free_packet(packet)
 
     def return_packet(self, packet: NDIS_PACKET) -> None:
         """MiniportReturnPacket: NDIS gives back a packet we lent."""
@@ -414,35 +398,21 @@ class SimNicAdapter:
                 rule="PY-SIMNIC",
             )
         self.lent.discard(packet)
-        self.reclaim(packet)
-
-    def reclaim(self, packet: NDIS_PACKET) -> None:
-        buffer = NdisUnchainBufferAtFront(packet)
-        if buffer is not None:
-            NdisFreeBuffer(buffer)
-        NdisFreePacket(packet)
+        free_packet(packet)
 
     # --- OIDs -------------------------------------------------------------------------------------
-    def query(self, oid: int) -> tuple[NDIS_STATUS, Any]:
+    def oid_answers(self) -> dict[int, Any]:
         hw = self.hw
-        answers: dict[int, Any] = {
-            OID_GEN_MAXIMUM_TOTAL_SIZE: MAX_FRAME,
-            OID_802_3_CURRENT_ADDRESS: hw.address,
-            OID_802_3_PERMANENT_ADDRESS: hw.address,
-            OID_GEN_MAC_OPTIONS: int(
-                NDIS_MAC_OPTION_TRANSFERS_NOT_PEND
-                | (0 if hw.hardware_loopback else NDIS_MAC_OPTION_NO_LOOPBACK)
-            ),
-            OID_GEN_MEDIA_CONNECT_STATUS: NdisMediaStateConnected
-            if hw.link_up
-            else NdisMediaStateDisconnected,
-            OID_GEN_LINK_SPEED: hw.rate_bps // 100 if hw.rate_bps else 10_000_000,
-            OID_GEN_MAXIMUM_SEND_PACKETS: self.max_send_packets,
-            OID_GEN_CURRENT_PACKET_FILTER: hw.packet_filter,
-        }
-        if oid in answers:
-            return _SUCCESS, answers[oid]
-        return NDIS_STATUS.INVALID_OID, None
+        return ethernet_answers(
+            address=hw.address,
+            mac_options=NDIS_MAC_OPTION_TRANSFERS_NOT_PEND
+            | (0 if hw.hardware_loopback else NDIS_MAC_OPTION_NO_LOOPBACK),
+            max_send_packets=self.max_send_packets,
+            packet_filter=hw.packet_filter,
+            connected=hw.link_up,
+            link_speed=hw.rate_bps // 100 if hw.rate_bps else GIGABIT,
+            max_total_size=MAX_FRAME,
+        )
 
     def __repr__(self) -> str:
         kind = "deserialized" if self.deserialized else "serialized"
@@ -452,41 +422,28 @@ class SimNicAdapter:
         )
 
 
-class _SimNicBase:
-    """The handlers every variant supplies; send handlers are in the subclasses."""
+class _SimNicBase(EthernetMiniport5):
+    """The handlers every variant supplies; send handlers are in the subclasses.
+    MiniportInitialize (receive pools, then NdisMSetAttributesEx), the OID handlers (the packet
+    filter programs the hardware address filter) and MiniportHalt (stop the hardware, free the
+    pools) are the 802.3 samples' own (:class:`~.common5.EthernetMiniport5`)."""
 
-    NDIS_VERSION = (5, 1)
     ndis: Ndis
 
     def __init__(self) -> None:
         self.adapters: dict[str, SimNicAdapter] = {}
 
-    def MiniportInitialize(
-        self,
-        MediumArray: Sequence[int],
-        MiniportAdapterHandle: MiniportBlock,
-        WrapperConfigurationContext: AdapterConfig,
-    ) -> tuple[NDIS_STATUS, int]:
-        """MiniportInitialize -> NdisMSetAttributesEx -> allocate receive pools
-        -> (SUCCESS, index of 802.3) | (UNSUPPORTED_MEDIA | RESOURCES, 0). PASSIVE_LEVEL."""
-        if NdisMedium802_3 not in MediumArray:
-            return NDIS_STATUS.UNSUPPORTED_MEDIA, 0
-        nic = SimNicAdapter(self.ndis, MiniportAdapterHandle, WrapperConfigurationContext)
-        status = nic.allocate_resources()
-        if status != _SUCCESS:
-            nic.hw.stop()  # deaf to the wire from now on
-            return status, 0
-        flags = NDIS_ATTRIBUTE_DESERIALIZE if nic.deserialized else 0
-        self.ndis.NdisMSetAttributesEx(MiniportAdapterHandle, nic, 0, flags, 0)
-        self.adapters[nic.name] = nic
-        return _SUCCESS, list(MediumArray).index(NdisMedium802_3)
+    def new_adapter(self, handle: MiniportBlock, config: AdapterConfig) -> SimNicAdapter:
+        return SimNicAdapter(self.ndis, handle, config)
 
-    def MiniportHalt(self, MiniportAdapterContext: SimNicAdapter) -> None:
-        """MiniportHalt (PASSIVE_LEVEL, once, after every send completed and every received
-        packet came back): stop the hardware, free the receive pools."""
-        nic = MiniportAdapterContext
-        nic.halt()
-        self.adapters.pop(nic.name, None)
+    def start_adapter(self, adapter: SimNicAdapter) -> NDIS_STATUS:
+        status = adapter.allocate_resources()
+        if status != _SUCCESS:
+            adapter.hw.stop()  # deaf to the wire from now on
+        return status
+
+    def stop_adapter(self, adapter: SimNicAdapter) -> None:
+        adapter.halt()
 
     def MiniportReset(self, MiniportAdapterContext: SimNicAdapter) -> tuple[NDIS_STATUS, bool]:
         """MiniportReset -> (PENDING, False) -> [sends finish with RESET_IN_PROGRESS]
@@ -500,21 +457,6 @@ class _SimNicBase:
         when NdisMIndicateReceivePacket returned), after the last holder gave it back
         (DISPATCH_LEVEL)."""
         MiniportAdapterContext.return_packet(Packet)
-
-    def MiniportQueryInformation(
-        self, MiniportAdapterContext: SimNicAdapter, Oid: int
-    ) -> tuple[NDIS_STATUS, Any]:
-        """MiniportQueryInformation(Oid) -> (SUCCESS, value) | (INVALID_OID, None)."""
-        return MiniportAdapterContext.query(Oid)
-
-    def MiniportSetInformation(
-        self, MiniportAdapterContext: SimNicAdapter, Oid: int, Value: Any
-    ) -> NDIS_STATUS:
-        """MiniportSetInformation: the packet filter programs the hardware address filter."""
-        if Oid == OID_GEN_CURRENT_PACKET_FILTER:
-            MiniportAdapterContext.hw.packet_filter = int(Value)
-            return _SUCCESS
-        return NDIS_STATUS.INVALID_OID
 
 
 class SimNic5(_SimNicBase):
@@ -572,5 +514,4 @@ __all__ = [
     "SimNic5",
     "SimNic5Single",
     "SimNicAdapter",
-    "read_frame",
 ]

@@ -87,6 +87,8 @@ if TYPE_CHECKING:
 _SUCCESS = NDIS_STATUS.SUCCESS
 _PENDING = NDIS_STATUS.PENDING
 
+#: VC states a (de)activation pended in: a forced teardown waits for the miniport first.
+_CHANGING = (VcState.ACTIVATING, VcState.REACTIVATING, VcState.DEACTIVATING)
 #: How a forced teardown walks a call back to IDLE through the call table.
 _CALL_UNWIND: dict[CallState, tuple[str, ...]] = {
     CallState.OUTGOING: ("make_call_failed",),
@@ -104,10 +106,12 @@ class CoDdis(CoAfDdis, CoCallDdis):
     # --- kernel hooks -----------------------------------------------------------------------------
     def _init_co(self) -> None:
         """Per-kernel CoNDIS state (called from Ndis.__init__)."""
+        ndis: Ndis = self  # type: ignore[assignment]
         self.co_registrations: list[CallManagerAf] = []
         self._vc_numbers = itertools.count(1)
-        #: the kernel's re-entrant send lock (shared with the 5.x paths: one lock order)
-        self._co_lock: threading.RLock = getattr(self, "_send5_lock", None) or threading.RLock()
+        #: the kernel's re-entrant send lock, which the NDIS 5.x path made (``_init_send5``
+        #: runs first): one lock for every path, so one lock order
+        self._co_lock: threading.RLock = ndis._send5_lock
 
     def _co_lost(self) -> list[str]:
         """Descriptions of CoNDIS sends not yet completed and receives never returned."""
@@ -170,11 +174,9 @@ class CoDdis(CoAfDdis, CoCallDdis):
 
     def _force_delete(self, vc: VirtualConnection) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        if vc.state in (VcState.ACTIVATING, VcState.REACTIVATING, VcState.DEACTIVATING):
+        if vc.state in _CHANGING:
             ndis.wait_until(
-                lambda: (
-                    vc.state not in (VcState.ACTIVATING, VcState.REACTIVATING, VcState.DEACTIVATING)
-                ),
+                lambda: vc.state not in _CHANGING,
                 f"(de)activation of {vc!r} to complete",
                 Culprit.MINIPORT,
             )
@@ -311,10 +313,7 @@ class CoDdis(CoAfDdis, CoCallDdis):
         creator: VcCreator,
         creator_block: DriverBlock,
     ) -> VirtualConnection:
-        ndis: Ndis = self  # type: ignore[assignment]
-        return VirtualConnection(
-            ndis, adapter, af, owner, creator, creator_block, next(self._vc_numbers)
-        )
+        return VirtualConnection(adapter, af, owner, creator, creator_block, next(self._vc_numbers))
 
     def _create_handler(
         self, block: DriverBlock, name: str, first: Any, vc: VirtualConnection

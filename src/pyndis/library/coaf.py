@@ -27,12 +27,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..constants import PASSIVE_LEVEL
-from ..errors import Culprit, ProtocolContractError, error_class_for
+from ..errors import ProtocolContractError, error_class_for
 from ..scheduler import PRIORITY_PASSIVE
 from ..status import NDIS_STATUS
 from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_handle
-from .cocall import _final
+from .cocall import ddi_culprit, final_status
 from .covc import (
     CO_ADDRESS_FAMILY,
     CO_SAP,
@@ -258,13 +258,13 @@ class CoAfDdis:
 
     def _open_af_complete(self, status: int, handle: AfBlock, context: Any, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(handle, ddi, _ddi_culprit(ddi))
+        af = af_from_handle(handle, ddi, ddi_culprit(ddi))
         culprit = af.cm.culprit
         if af.state is not OpenState.OPENING:
             raise error_class_for(culprit)(
                 f"{ddi} for {af!r}, which is not being opened", rule="PY-UNEXPECTED-COMPLETE"
             )
-        final = _final(status, ddi, culprit)
+        final = final_status(status, ddi, culprit)
         self._af_opened(af, final, context)
         ndis.call(af.client.protocol, "ProtocolClOpenAfComplete", final, af.ProtocolAfContext, af)
 
@@ -304,13 +304,13 @@ class CoAfDdis:
 
     def _close_af_complete(self, status: int, handle: AfBlock, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        af = af_from_handle(handle, ddi, _ddi_culprit(ddi))
+        af = af_from_handle(handle, ddi, ddi_culprit(ddi))
         culprit = af.cm.culprit
         if af.state is not OpenState.CLOSING:
             raise error_class_for(culprit)(
                 f"{ddi} for {af!r}, which is not being closed", rule="PY-UNEXPECTED-COMPLETE"
             )
-        final = _final(status, ddi, culprit)
+        final = final_status(status, ddi, culprit)
         self._af_closed(af)
         if af.client.protocol.has("ProtocolClCloseAfComplete"):
             ndis.call(af.client.protocol, "ProtocolClCloseAfComplete", final, af.ProtocolAfContext)
@@ -361,13 +361,13 @@ class CoAfDdis:
 
     def _register_sap_complete(self, status: int, handle: SapBlock, context: Any, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        sap = sap_from_handle(handle, ddi, _ddi_culprit(ddi))
+        sap = sap_from_handle(handle, ddi, ddi_culprit(ddi))
         culprit = sap.af.cm.culprit
         if sap.state is not OpenState.OPENING:
             raise error_class_for(culprit)(
                 f"{ddi} for {sap!r}, which is not being registered", rule="PY-UNEXPECTED-COMPLETE"
             )
-        final = _final(status, ddi, culprit)
+        final = final_status(status, ddi, culprit)
         self._sap_registered(sap, final, context)
         client = sap.af.client.protocol
         if client.has("ProtocolClRegisterSapComplete"):
@@ -404,23 +404,18 @@ class CoAfDdis:
 
     def _deregister_sap_complete(self, status: int, handle: SapBlock, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        sap = sap_from_handle(handle, ddi, _ddi_culprit(ddi))
+        sap = sap_from_handle(handle, ddi, ddi_culprit(ddi))
         culprit = sap.af.cm.culprit
         if sap.state is not OpenState.CLOSING:
             raise error_class_for(culprit)(
                 f"{ddi} for {sap!r}, which is not being deregistered",
                 rule="PY-UNEXPECTED-COMPLETE",
             )
-        final = _final(status, ddi, culprit)
+        final = final_status(status, ddi, culprit)
         self._sap_closed(sap)
         client = sap.af.client.protocol
         if client.has("ProtocolClDeregisterSapComplete"):
             ndis.call(client, "ProtocolClDeregisterSapComplete", final, sap.ProtocolSapContext)
-
-
-def _ddi_culprit(ddi: str) -> Culprit:
-    """Who calls a call-manager DDI: an MCM (``NdisMCm...``) or a CM protocol."""
-    return Culprit.MINIPORT if ddi.startswith("NdisMCm") else Culprit.PROTOCOL
 
 
 def _same_family(a: CO_ADDRESS_FAMILY, b: CO_ADDRESS_FAMILY) -> bool:

@@ -68,9 +68,13 @@ class CoCallDdis:
     """Activation, calls and closes (mixed into ``Ndis`` through ``CoDdis``)."""
 
     # --- who is the call manager of a VC ----------------------------------------------------------
-    def _cm_of(self, vc: VirtualConnection, ddi: str, mcm: bool) -> DriverBlock:
-        """The call manager allowed to call ``ddi`` on ``vc``: the AF's CM, or for a VC a CM
-        made for itself (no AF) its owner. ``mcm`` says whether ``ddi`` is an NdisMCm form."""
+    @staticmethod
+    def _cm_vc(handle: VirtualConnection, ddi: str) -> tuple[VirtualConnection, DriverBlock]:
+        """The VC behind ``handle`` and the call manager allowed to call ``ddi`` on it: the
+        AF's CM, or for a VC a CM made for itself (no AF) its owner. An ``NdisMCm...`` DDI is
+        the miniport's (only for an MCM's VCs), an ``NdisCm...`` one a CM protocol's."""
+        vc = vc_from_handle(handle, ddi, ddi_culprit(ddi))
+        mcm = ddi.startswith("NdisMCm")
         is_mcm = vc.af is not None and vc.af.registration.is_mcm
         if mcm and not is_mcm:
             raise MiniportContractError(
@@ -84,7 +88,7 @@ class CoCallDdis:
                 rule="PY-CO-AF",
                 subject=vc,
             )
-        return vc.cm if vc.cm is not None else vc.sender
+        return vc, vc.call_manager
 
     @staticmethod
     def _cm_vc_context(vc: VirtualConnection) -> Any:
@@ -97,8 +101,7 @@ class CoCallDdis:
         """A stand-alone CM activates (or re-activates) a VC: NDIS calls MiniportCoActivateVc.
         -> its status, or PENDING and ProtocolCmActivateVcComplete later."""
         ndis: Ndis = self  # type: ignore[assignment]
-        vc = vc_from_handle(NdisVcHandle, "NdisCmActivateVc", Culprit.PROTOCOL)
-        cm = self._cm_of(vc, "NdisCmActivateVc", mcm=False)
+        vc, cm = self._cm_vc(NdisVcHandle, "NdisCmActivateVc")
         ndis.irql.check_at_most("NdisCmActivateVc", cm.culprit)
         move(vc, VC_TRANSITIONS, "activate", culprit=cm.culprit, rule="R31")
         status = NDIS_STATUS(
@@ -115,8 +118,7 @@ class CoCallDdis:
     ) -> NDIS_STATUS:
         """An MCM tells NDIS it activated a VC (its own hardware; no MiniportCoActivateVc)."""
         ndis: Ndis = self  # type: ignore[assignment]
-        vc = vc_from_handle(NdisVcHandle, "NdisMCmActivateVc", Culprit.MINIPORT)
-        self._cm_of(vc, "NdisMCmActivateVc", mcm=True)
+        vc, _cm = self._cm_vc(NdisVcHandle, "NdisMCmActivateVc")
         ndis.irql.check_at_most("NdisMCmActivateVc", Culprit.MINIPORT)
         move(vc, VC_TRANSITIONS, "activate", culprit=Culprit.MINIPORT, rule="R31")
         self._activated(vc, _SUCCESS, CallParameters)
@@ -134,11 +136,11 @@ class CoCallDdis:
                 rule="PY-UNEXPECTED-COMPLETE",
                 subject=vc,
             )
-        final = _final(Status, "NdisMCoActivateVcComplete", Culprit.MINIPORT)
+        final = final_status(Status, "NdisMCoActivateVcComplete", Culprit.MINIPORT)
         reply, vc.activation_reply = vc.activation_reply, ""
         self._activated(vc, final, CallParameters)
         if reply == "cm":
-            cm = vc.cm if vc.cm is not None else vc.sender
+            cm = vc.call_manager
             ndis.call(
                 cm, "ProtocolCmActivateVcComplete", final, self._cm_vc_context(vc), CallParameters
             )
@@ -161,8 +163,7 @@ class CoCallDdis:
         every send it holds for the VC first (R32). -> its status, or PENDING and
         ProtocolCmDeactivateVcComplete later. Deactivating twice is refused (R31)."""
         ndis: Ndis = self  # type: ignore[assignment]
-        vc = vc_from_handle(NdisVcHandle, "NdisCmDeactivateVc", Culprit.PROTOCOL)
-        cm = self._cm_of(vc, "NdisCmDeactivateVc", mcm=False)
+        vc, cm = self._cm_vc(NdisVcHandle, "NdisCmDeactivateVc")
         ndis.irql.check_at_most("NdisCmDeactivateVc", cm.culprit)
         move(vc, VC_TRANSITIONS, "deactivate", culprit=cm.culprit, rule="R31")
         status = NDIS_STATUS(ndis.call(vc.miniport, "MiniportCoDeactivateVc", vc.MiniportVcContext))
@@ -175,8 +176,7 @@ class CoCallDdis:
     def NdisMCmDeactivateVc(self, NdisVcHandle: VirtualConnection) -> NDIS_STATUS:
         """An MCM tells NDIS it deactivated a VC; it must hold no send of it any more (R32)."""
         ndis: Ndis = self  # type: ignore[assignment]
-        vc = vc_from_handle(NdisVcHandle, "NdisMCmDeactivateVc", Culprit.MINIPORT)
-        self._cm_of(vc, "NdisMCmDeactivateVc", mcm=True)
+        vc, _cm = self._cm_vc(NdisVcHandle, "NdisMCmDeactivateVc")
         ndis.irql.check_at_most("NdisMCmDeactivateVc", Culprit.MINIPORT)
         move(vc, VC_TRANSITIONS, "deactivate", culprit=Culprit.MINIPORT, rule="R31")
         self._deactivated(vc)
@@ -192,11 +192,11 @@ class CoCallDdis:
                 rule="PY-UNEXPECTED-COMPLETE",
                 subject=vc,
             )
-        final = _final(Status, "NdisMCoDeactivateVcComplete", Culprit.MINIPORT)
+        final = final_status(Status, "NdisMCoDeactivateVcComplete", Culprit.MINIPORT)
         reply, vc.deactivation_reply = vc.deactivation_reply, ""
         self._deactivated(vc)
         if reply == "cm":
-            cm = vc.cm if vc.cm is not None else vc.sender
+            cm = vc.call_manager
             ndis.call(cm, "ProtocolCmDeactivateVcComplete", final, self._cm_vc_context(vc))
 
     def _deactivated(self, vc: VirtualConnection) -> None:
@@ -287,13 +287,12 @@ class CoCallDdis:
     def _make_call_complete(
         self, status: int, handle: VirtualConnection, party_ctx: Any, params: Any, ddi: str
     ) -> None:
-        vc = vc_from_handle(handle, ddi, Culprit.PROTOCOL)
-        cm = self._cm_of(vc, ddi, mcm=ddi.startswith("NdisMCm"))
+        vc, cm = self._cm_vc(handle, ddi)
         if vc.call is not CallState.OUTGOING:
             raise _error(
                 cm, f"{ddi} for {vc!r}: no call is being made", "PY-UNEXPECTED-COMPLETE", vc
             )
-        final = _final(status, ddi, cm.culprit)
+        final = final_status(status, ddi, cm.culprit)
         if vc.party is not None and party_ctx is not None:
             vc.party.CallMgrPartyContext = party_ctx
         self._call_made(vc, final, params, notify=True)
@@ -339,21 +338,23 @@ class CoCallDdis:
         """A stand-alone CM offers a call on an activated VC it created on the SAP's AF.
         -> the client's answer (SUCCESS = accepted; the CM then dispatches CallConnected), or
         PENDING and ProtocolCmIncomingCallComplete later."""
-        return self._dispatch_incoming(NdisSapHandle, NdisVcHandle, CallParameters, False)
+        return self._dispatch_incoming(
+            NdisSapHandle, NdisVcHandle, CallParameters, "NdisCmDispatchIncomingCall"
+        )
 
     def NdisMCmDispatchIncomingCall(
         self, NdisSapHandle: SapBlock, NdisVcHandle: VirtualConnection, CallParameters: Any
     ) -> NDIS_STATUS:
         """The MCM form of NdisCmDispatchIncomingCall."""
-        return self._dispatch_incoming(NdisSapHandle, NdisVcHandle, CallParameters, True)
+        return self._dispatch_incoming(
+            NdisSapHandle, NdisVcHandle, CallParameters, "NdisMCmDispatchIncomingCall"
+        )
 
     def _dispatch_incoming(
-        self, sap_handle: SapBlock, handle: VirtualConnection, params: Any, mcm: bool
+        self, sap_handle: SapBlock, handle: VirtualConnection, params: Any, ddi: str
     ) -> NDIS_STATUS:
         ndis: Ndis = self  # type: ignore[assignment]
-        ddi = "NdisMCmDispatchIncomingCall" if mcm else "NdisCmDispatchIncomingCall"
-        vc = vc_from_handle(handle, ddi, Culprit.MINIPORT if mcm else Culprit.PROTOCOL)
-        cm = self._cm_of(vc, ddi, mcm)
+        vc, cm = self._cm_vc(handle, ddi)
         sap = sap_from_handle(sap_handle, ddi, cm.culprit)
         ndis.irql.check_at_most(ddi, cm.culprit)
         if vc.af is not sap.af or vc.creator is VcCreator.CLIENT:
@@ -395,7 +396,7 @@ class CoCallDdis:
                 "PY-UNEXPECTED-COMPLETE",
                 vc,
             )
-        final = _final(Status, "NdisClIncomingCallComplete", vc.sender.culprit)
+        final = final_status(Status, "NdisClIncomingCallComplete", vc.sender.culprit)
         self._incoming_done(vc, final, CallParameters, notify=True)
 
     def _incoming_done(
@@ -417,9 +418,7 @@ class CoCallDdis:
 
     def _call_connected(self, handle: VirtualConnection, ddi: str) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        mcm = ddi.startswith("NdisMCm")
-        vc = vc_from_handle(handle, ddi, Culprit.MINIPORT if mcm else Culprit.PROTOCOL)
-        cm = self._cm_of(vc, ddi, mcm)
+        vc, cm = self._cm_vc(handle, ddi)
         move_call(vc, "connected", culprit=cm.culprit, rule="R30")
         ndis.scheduler.trace("call-connected", vc.index)
         if vc.sender.has("ProtocolClCallConnected"):
@@ -431,20 +430,22 @@ class CoCallDdis:
     ) -> None:
         """The CM tears down a call from the network side: the VC is closing at once (no more
         sends, R34) and the client must answer with NdisClCloseCall."""
-        self._incoming_close(CloseStatus, NdisVcHandle, Buffer, Size, mcm=False)
+        self._incoming_close(
+            CloseStatus, NdisVcHandle, Buffer, Size, "NdisCmDispatchIncomingCloseCall"
+        )
 
     def NdisMCmDispatchIncomingCloseCall(
         self, CloseStatus: int, NdisVcHandle: VirtualConnection, Buffer: Any = None, Size: int = 0
     ) -> None:
-        self._incoming_close(CloseStatus, NdisVcHandle, Buffer, Size, mcm=True)
+        self._incoming_close(
+            CloseStatus, NdisVcHandle, Buffer, Size, "NdisMCmDispatchIncomingCloseCall"
+        )
 
     def _incoming_close(
-        self, status: int, handle: VirtualConnection, buffer: Any, size: int, mcm: bool
+        self, status: int, handle: VirtualConnection, buffer: Any, size: int, ddi: str
     ) -> None:
         ndis: Ndis = self  # type: ignore[assignment]
-        ddi = "NdisMCmDispatchIncomingCloseCall" if mcm else "NdisCmDispatchIncomingCloseCall"
-        vc = vc_from_handle(handle, ddi, Culprit.MINIPORT if mcm else Culprit.PROTOCOL)
-        cm = self._cm_of(vc, ddi, mcm)
+        vc, cm = self._cm_vc(handle, ddi)
         move_call(vc, "incoming_close", culprit=cm.culprit, rule="R34")
         if vc.state is VcState.ACTIVE:
             move(vc, VC_TRANSITIONS, "close")
@@ -534,9 +535,7 @@ class CoCallDdis:
         self._close_call_complete(Status, NdisVcHandle, "NdisMCmCloseCallComplete")
 
     def _close_call_complete(self, status: int, handle: VirtualConnection, ddi: str) -> None:
-        mcm = ddi.startswith("NdisMCm")
-        vc = vc_from_handle(handle, ddi, Culprit.MINIPORT if mcm else Culprit.PROTOCOL)
-        cm = self._cm_of(vc, ddi, mcm)
+        vc, cm = self._cm_vc(handle, ddi)
         if vc.call is not CallState.CLOSING or vc.pending_close is not None:
             raise _error(
                 cm,
@@ -544,7 +543,7 @@ class CoCallDdis:
                 "PY-UNEXPECTED-COMPLETE",
                 vc,
             )
-        final = _final(status, ddi, cm.culprit)
+        final = final_status(status, ddi, cm.culprit)
         self._call_closed(vc, final, notify=True)
 
     def _call_closed(self, vc: VirtualConnection, status: NDIS_STATUS, notify: bool) -> None:
@@ -577,7 +576,13 @@ def _double(block: DriverBlock, handler: str, vc: VirtualConnection) -> NdisErro
     )
 
 
-def _final(status: int, ddi: str, culprit: Culprit) -> NDIS_STATUS:
+def ddi_culprit(ddi: str) -> Culprit:
+    """Who calls a call-manager DDI: an MCM (``NdisMCm...``) or a CM protocol."""
+    return Culprit.MINIPORT if ddi.startswith("NdisMCm") else Culprit.PROTOCOL
+
+
+def final_status(status: int, ddi: str, culprit: Culprit) -> NDIS_STATUS:
+    """The status of a ``...Complete`` DDI, which must be final (not PENDING)."""
     final = NDIS_STATUS(status)
     if final == _PENDING:
         raise error_class_for(culprit)(
@@ -587,4 +592,4 @@ def _final(status: int, ddi: str, culprit: Culprit) -> NDIS_STATUS:
     return final
 
 
-__all__ = ["CoCallDdis"]
+__all__ = ["CoCallDdis", "ddi_culprit", "final_status"]

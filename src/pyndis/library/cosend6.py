@@ -37,34 +37,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..constants import (
-    DISPATCH_LEVEL,
-    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
-    NDIS_SEND_FLAGS_DISPATCH_LEVEL,
-)
 from ..errors import Culprit, error_class_for
-from ..nbl import NET_BUFFER_LIST, iter_nbs, link_nbls
+from ..nbl import NET_BUFFER_LIST, iter_nbls, link_nbls
 from ..ownership import Event, transition
 from ..scheduler import WorkItem
 from .binding import OpenBlock
 from .covc import VirtualConnection, vc_from_handle, vc_send_status
-from .drivers import DriverBlock, version_error
-from .send6 import irql_error, locked, null_chain, report_flag_lie
+from .ddi6 import SEND, SEND_COMPLETE, enter, locked, nbl_length, null_chain, passed_flags
+from .drivers import DriverBlock
 
 if TYPE_CHECKING:
     from .kernel import Ndis
 
-_DISPATCH = int(DISPATCH_LEVEL)
-_SEND_DISPATCH = int(NDIS_SEND_FLAGS_DISPATCH_LEVEL)
-_COMPLETE_DISPATCH = int(NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL)
 _ABORT = Event.ABORT
 _RETURN = Event.RETURN
 _RETURN_FORWARDED = Event.RETURN_FORWARDED
-
-
-def nbl_length(nbls: list[NET_BUFFER_LIST]) -> int:
-    """Bytes of used data in NBLs (all their NET_BUFFERs)."""
-    return sum(nb.DataLength for nbl in nbls for nb in iter_nbs(nbl))
 
 
 def count_completions(counters: Any, nbls: list[NET_BUFFER_LIST]) -> None:
@@ -115,20 +102,14 @@ class CoSend6Ddis:
         ddi = "NdisCoSendNetBufferLists"
         vc = vc_from_handle(NdisVcHandle, ddi, Culprit.PROTOCOL)
         sender = vc.sender
-        if sender.major < 6:
-            raise version_error(sender, ddi)
-        level = ndis.irql.level
-        if level > _DISPATCH:
-            raise irql_error(ddi, level, sender.culprit, "R64")
-        if SendFlags & _SEND_DISPATCH and level < _DISPATCH:
-            report_flag_lie(ndis, ddi, "NDIS_SEND_FLAGS_DISPATCH_LEVEL", sender.culprit)
+        level = enter(ndis, sender, ddi, SendFlags, SEND, "R64")
         head = NetBufferLists
         if head is None:
             raise null_chain(ddi, sender.culprit)
         count = ndis._s6_take(head, vc, sender, ddi)
         counters = vc.counters
         counters.sent += count
-        counters.bytes_sent += nbl_length(list(_chain(head, count)))
+        counters.bytes_sent += nbl_length(iter_nbls(head))
         vc.owner.counters.sent += count
         status, rule = vc_send_status(vc)
         if rule:
@@ -144,19 +125,15 @@ class CoSend6Ddis:
             ndis.scheduler.trace("cosend6-refused", sender.name, vc.index, status)
             ndis._s6_abort_up(vc, head, status)
             return
-        adapter = vc.adapter
-        paused = ndis._s6_hand_down(adapter, head, count)
-        flags = (SendFlags & ~_SEND_DISPATCH) | (_SEND_DISPATCH if level == _DISPATCH else 0)
-        ndis.scheduler.trace("cosend6", sender.name, vc.index, count)
-        vc.in_send_handler += 1
-        try:
-            ndis.call(
-                vc.miniport, "MiniportCoSendNetBufferLists", vc.MiniportVcContext, head, flags
-            )
-        finally:
-            vc.in_send_handler -= 1
-        if paused:
-            ndis._s6_check_paused(adapter, paused)
+        ndis._s6_submit(
+            vc.adapter,
+            head,
+            count,
+            ("cosend6", sender.name, vc.index, count),
+            "MiniportCoSendNetBufferLists",
+            vc.MiniportVcContext,
+            passed_flags(SendFlags, SEND, level),
+        )
 
     # --- NdisMCoSendNetBufferListsComplete --------------------------------------------------------
     @locked
@@ -174,21 +151,9 @@ class CoSend6Ddis:
         if type(vc) is not VirtualConnection:
             vc = vc_from_handle(vc, ddi, Culprit.MINIPORT)
         adapter = vc.adapter
-        driver = adapter.driver
-        if driver.major < 6:
-            raise version_error(driver, ddi)
-        level = ndis.irql.level
-        if level > _DISPATCH:
-            raise irql_error(ddi, level, driver.culprit, "R64")
-        if SendCompleteFlags & _COMPLETE_DISPATCH and level < _DISPATCH:
-            report_flag_lie(ndis, ddi, "NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL", driver.culprit)
-        head = NetBufferLists
-        if head is None:
-            raise null_chain(ddi, driver.culprit)
-        count = ndis._s6_check_completion(head, adapter, driver, ddi, VirtualConnection)
-        groups = ndis._s6_complete_chain(head, driver)
-        adapter.outstanding -= count
-        adapter.counters.completed += count
+        count, groups = ndis._s6_take_back(
+            adapter, NetBufferLists, SendCompleteFlags, ddi, VirtualConnection
+        )
         ndis.scheduler.trace("cosend6-completed", adapter.name, count, len(groups))
         self._s6_up(groups)
 
@@ -288,7 +253,7 @@ class CoSend6Ddis:
             if type(owner) is not OpenBlock:
                 count_completions(owner.owner.counters, mine)
                 owner.counters.bytes_completed += nbl_length(mine)
-        flags = _COMPLETE_DISPATCH if ndis.irql.level == _DISPATCH else 0
+        flags = passed_flags(0, SEND_COMPLETE, ndis.irql.level)
         block = delivery.block
         ndis.scheduler.trace("send6-complete", block.name, len(nbls))
         ndis.call(block, delivery.handler, delivery.context, head, flags)
@@ -299,13 +264,4 @@ class CoSend6Ddis:
                 ndis._vc_send_done(owner)
 
 
-def _chain(head: NET_BUFFER_LIST, count: int) -> list[NET_BUFFER_LIST]:
-    out: list[NET_BUFFER_LIST] = []
-    nbl: NET_BUFFER_LIST | None = head
-    while nbl is not None and len(out) < count:
-        out.append(nbl)
-        nbl = nbl.Next
-    return out
-
-
-__all__ = ["CoSend6Ddis", "Delivery", "count_completions", "nbl_length"]
+__all__ = ["CoSend6Ddis", "Delivery", "count_completions"]

@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from .adapter import MiniportBlock
     from .binding import OpenBlock
     from .drivers import DriverBlock
-    from .kernel import Ndis
 
 
 # --- structures (ndis.h names; the fields the model uses) ---------------------------------------
@@ -321,7 +320,6 @@ class VirtualConnection:
         "end_of_tx",
         "in_send_handler",
         "index",
-        "ndis",
         "owner",
         "party",
         "pending_close",
@@ -331,7 +329,6 @@ class VirtualConnection:
 
     def __init__(
         self,
-        ndis: Ndis,
         adapter: MiniportBlock,
         af: AfBlock | None,
         owner: OpenBlock,
@@ -339,7 +336,6 @@ class VirtualConnection:
         creator_block: DriverBlock,
         index: int,
     ) -> None:
-        self.ndis = ndis
         self.adapter = adapter
         self.af = af
         #: the binding whose data the VC carries (client, or a CM for its own VC)
@@ -361,7 +357,8 @@ class VirtualConnection:
         self.end_of_tx = False
         self.party: PartyBlock | None = None
         self.counters = VcCounters()
-        #: depth of MiniportCoSendPackets calls on this VC running right now
+        #: depth of MiniportCoSendPackets calls on this VC running right now (NDIS 5.x: the
+        #: INDICATE_END_OF_TX check of NdisMCoSendComplete reads it)
         self.in_send_handler = 0
         #: NdisClCloseCall waiting for the owner's sends to complete: (party, buffer, size)
         self.pending_close: tuple[Any, Any, int] | None = None
@@ -371,17 +368,14 @@ class VirtualConnection:
         self.deactivation_reply = ""
 
     @property
-    def NdisVcHandle(self) -> VirtualConnection:
-        return self
-
-    @property
     def miniport(self) -> DriverBlock:
         return self.adapter.driver
 
     @property
-    def outstanding(self) -> int:
-        """Owner sends handed to the miniport and not yet completed (NDIS keeps no queue)."""
-        return self.counters.in_flight
+    def call_manager(self) -> DriverBlock:
+        """Who acts as the VC's call manager: its AF's CM, or (a VC a CM made for itself, with
+        no AF) its owner."""
+        return self.cm if self.cm is not None else self.sender
 
     def __repr__(self) -> str:
         return (

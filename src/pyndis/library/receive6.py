@@ -43,15 +43,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..constants import (
-    DISPATCH_LEVEL,
     NDIS_DEFAULT_PORT_NUMBER,
     NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET,
     NDIS_PACKET_TYPE_ALL_LOCAL,
     NDIS_PACKET_TYPE_NO_LOCAL,
     NDIS_PACKET_TYPE_PROMISCUOUS,
-    NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
     NDIS_RECEIVE_FLAGS_RESOURCES,
-    NDIS_RETURN_FLAGS_DISPATCH_LEVEL,
     NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK,
     NdisMedium802_3,
     NdisMedium802_5,
@@ -69,17 +66,22 @@ from ..ownership import Event, Ownership, illegal_transition, transition
 from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_accepts, binding_handle
 from .covc import VirtualConnection, vc_can_indicate, vc_from_handle
-from .drivers import version_error
-from .send6 import irql_error, locked, not_an_nbl, null_chain, report_flag_lie
+from .ddi6 import (
+    RECEIVE,
+    RETURN,
+    enter,
+    locked,
+    nbl_length,
+    not_an_nbl,
+    null_chain,
+    passed_flags,
+)
 from .states import AdapterState, BindingState
 
 if TYPE_CHECKING:
     from .kernel import Ndis
 
-_DISPATCH = int(DISPATCH_LEVEL)
-_RX_DISPATCH = int(NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL)
 _RX_RESOURCES = int(NDIS_RECEIVE_FLAGS_RESOURCES)
-_RET_DISPATCH = int(NDIS_RETURN_FLAGS_DISPATCH_LEVEL)
 _CHECK_FOR_LOOPBACK = int(NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK)
 _ALLOCATED = Ownership.ALLOCATED
 _INDICATED = Ownership.INDICATED
@@ -133,6 +135,16 @@ def frame_destination(nbl: NET_BUFFER_LIST) -> bytes:
     return nb_destination(nbl.FirstNetBuffer)
 
 
+def _check_not_paused(adapter: MiniportBlock, ddi: str) -> None:
+    """Rule 58: a Pausing or Paused miniport must not indicate receives."""
+    if adapter.state in (AdapterState.PAUSING, AdapterState.PAUSED):
+        raise MiniportContractError(
+            f"{ddi} on {adapter!r}: a pausing or paused miniport must not indicate receives",
+            rule="R58",
+            culprit=adapter.driver.culprit,
+        )
+
+
 class Receive6Ddis:
     """NdisMIndicateReceiveNetBufferLists, NdisReturnNetBufferLists, NDIS 6 loopback."""
 
@@ -163,19 +175,8 @@ class Receive6Ddis:
         adapter = adapter_handle(MiniportAdapterHandle)
         driver = adapter.driver
         ddi = "NdisMIndicateReceiveNetBufferLists"
-        if driver.major < 6:
-            raise version_error(driver, ddi)
-        level = ndis.irql.level
-        if level > _DISPATCH:
-            raise irql_error(ddi, level, driver.culprit, "R62")
-        if ReceiveFlags & _RX_DISPATCH and level < _DISPATCH:
-            report_flag_lie(ndis, ddi, "NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL", driver.culprit)
-        if adapter.state in (AdapterState.PAUSING, AdapterState.PAUSED):
-            raise MiniportContractError(
-                f"{ddi} on {adapter!r}: a pausing or paused miniport must not indicate receives",
-                rule="R58",
-                culprit=driver.culprit,
-            )
+        enter(ndis, driver, ddi, ReceiveFlags, RECEIVE, "R62")
+        _check_not_paused(adapter, ddi)
         nbls = self._r6_lend(NetBufferLists, NumberOfNetBufferLists, driver.culprit, ddi)
         targets = [b for b in adapter.bindings if b.state is _RUNNING and b.protocol.major >= 6]
         ndis.scheduler.trace("receive6", adapter.name, len(nbls))
@@ -236,7 +237,7 @@ class Receive6Ddis:
                 plan.append((binding, mine))
         for ref in refs:
             held[id(ref.nbl)] = ref
-        up_flags = (flags & ~_RX_DISPATCH) | (_RX_DISPATCH if ndis.irql.level == _DISPATCH else 0)
+        up_flags = passed_flags(flags, RECEIVE, ndis.irql.level)
         for binding, mine in plan:
             head = link_nbls(mine)
             ndis.call(
@@ -263,11 +264,8 @@ class Receive6Ddis:
                 note = "NDIS reclaims it (RESOURCES)" if resources else "no binding wanted it"
                 transition(ref.nbl, Event.RETURN_INDICATED, note)
                 back.append(ref.nbl)
-        if back:
-            if adapter is None:
-                self._r6_free_copies(back)
-            elif not resources:
-                self._r6_give_back(adapter, back)
+        if back and (adapter is None or not resources):
+            self._r6_give_back(adapter, back)
 
     # --- CoNDIS: NdisMCoIndicateReceiveNetBufferLists ---------------------------------------------
     @locked
@@ -286,13 +284,7 @@ class Receive6Ddis:
         vc = vc_from_handle(NdisVcHandle, ddi, Culprit.MINIPORT)
         adapter = vc.adapter
         driver = adapter.driver
-        if driver.major < 6:
-            raise version_error(driver, ddi)
-        level = ndis.irql.level
-        if level > _DISPATCH:
-            raise irql_error(ddi, level, driver.culprit, "R62")
-        if CoReceiveFlags & _RX_DISPATCH and level < _DISPATCH:
-            report_flag_lie(ndis, ddi, "NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL", driver.culprit)
+        level = enter(ndis, driver, ddi, CoReceiveFlags, RECEIVE, "R62")
         if not vc_can_indicate(vc):
             raise MiniportContractError(
                 f"{ddi} on {vc!r}: a miniport indicates receives only on an activated VC",
@@ -300,23 +292,18 @@ class Receive6Ddis:
                 culprit=driver.culprit,
                 subject=vc,
             )
-        if adapter.state in (AdapterState.PAUSING, AdapterState.PAUSED):
-            raise MiniportContractError(
-                f"{ddi} on {adapter!r}: a pausing or paused miniport must not indicate receives",
-                rule="R58",
-                culprit=driver.culprit,
-            )
+        _check_not_paused(adapter, ddi)
         nbls = self._r6_lend(NetBufferLists, NumberOfNetBufferLists, driver.culprit, ddi)
         resources = bool(CoReceiveFlags & _RX_RESOURCES)
         owner = vc.owner
         counters = vc.counters
         counters.indicated += len(nbls)
-        counters.bytes_received += sum(nb.DataLength for nbl in nbls for nb in iter_nbs(nbl))
+        counters.bytes_received += nbl_length(nbls)
         refs = [RxRef(nbl, adapter, resources, vc) for nbl in nbls]
         for ref in refs:
             ref.holders.append(owner)
             self._r6_held[id(ref.nbl)] = ref
-        flags = (CoReceiveFlags & ~_RX_DISPATCH) | (_RX_DISPATCH if level == _DISPATCH else 0)
+        flags = passed_flags(CoReceiveFlags, RECEIVE, level)
         ndis.scheduler.trace("coreceive6", adapter.name, vc.index, len(nbls))
         ndis.call(
             vc.sender,
@@ -340,13 +327,7 @@ class Receive6Ddis:
         binding = binding_handle(NdisBindingHandle)
         protocol = binding.protocol
         ddi = "NdisReturnNetBufferLists"
-        if protocol.major < 6:
-            raise version_error(protocol, ddi)
-        level = ndis.irql.level
-        if level > _DISPATCH:
-            raise irql_error(ddi, level, protocol.culprit, "R62")
-        if ReturnFlags & _RET_DISPATCH and level < _DISPATCH:
-            report_flag_lie(ndis, ddi, "NDIS_RETURN_FLAGS_DISPATCH_LEVEL", protocol.culprit)
+        enter(ndis, protocol, ddi, ReturnFlags, RETURN, "R62")
         if NetBufferLists is None:
             raise null_chain(ddi, protocol.culprit)
         held = self._r6_held
@@ -389,18 +370,16 @@ class Receive6Ddis:
                 per_adapter.setdefault(ref.adapter, []).append(ref.nbl)
         ndis.scheduler.trace("return6", protocol.name, len(refs))
         for adapter, nbls in per_adapter.items():
-            if adapter is None:
-                self._r6_free_copies(nbls)
-            else:
-                self._r6_give_back(adapter, nbls)
+            self._r6_give_back(adapter, nbls)
 
     def _r6_give_back(self, adapter: MiniportBlock | None, nbls: list[NET_BUFFER_LIST]) -> None:
-        """MiniportReturnNetBufferLists with NBLs whose last holder returned them."""
+        """NBLs nobody holds any more go back where they came from: MiniportReturnNetBufferLists
+        to ``adapter``, or freed if NDIS's own loopback copies (``adapter`` None)."""
         ndis: Ndis = self  # type: ignore[assignment]
         if adapter is None:
             self._r6_free_copies(nbls)
             return
-        flags = _RET_DISPATCH if ndis.irql.level == _DISPATCH else 0
+        flags = passed_flags(0, RETURN, ndis.irql.level)
         ndis.scheduler.trace("miniport-return6", adapter.name, len(nbls))
         ndis.call(
             adapter.driver,

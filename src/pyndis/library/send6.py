@@ -35,7 +35,8 @@ Flags (rule 63). ``NDIS_SEND_FLAGS_DISPATCH_LEVEL`` (and the complete/receive/re
 set at an IRQL below DISPATCH_LEVEL is reported to the verifier (a soft violation: NDIS trusts
 the flag); clear at DISPATCH is legal. What NDIS passes down or up carries the flag exactly
 when it runs at DISPATCH_LEVEL. IRQL above DISPATCH_LEVEL raises IrqlError (R64: SDV rules
-Irql_SendRcv_Function / Irql_Connection_Function / Irql_MCO_Function).
+Irql_SendRcv_Function / Irql_Connection_Function / Irql_MCO_Function). These entry checks, and
+the send lock below, are shared by every NDIS 6 data DDI (:mod:`.ddi6`).
 
 Statuses (rule 50). The miniport sets ``NET_BUFFER_LIST_STATUS`` on every NBL to SUCCESS,
 INVALID_LENGTH, RESOURCES, PAUSED, SEND_ABORTED, RESET_IN_PROGRESS or FAILURE; anything else
@@ -58,32 +59,28 @@ SEND_ABORTED (R52).
 
 from __future__ import annotations
 
-import functools
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ..constants import (
-    DISPATCH_LEVEL,
-    KIRQL,
-    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
-    NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK,
-    NDIS_SEND_FLAGS_DISPATCH_LEVEL,
-    NetBufferListCancelId,
-)
-from ..errors import (
-    Culprit,
-    IrqlError,
-    NdisError,
-    NdisUsageError,
-    error_class_for,
-)
+from ..constants import DISPATCH_LEVEL, NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK, NetBufferListCancelId
+from ..errors import Culprit, NdisError, error_class_for
 from ..nbl import NET_BUFFER_LIST, iter_nbs
 from ..ownership import Event, Ownership, illegal_transition, transition
 from ..status import NDIS_STATUS
 from .adapter import MiniportBlock, adapter_handle
 from .binding import OpenBlock, binding_handle
-from .drivers import DriverBlock, check_version, version_error
+from .ddi6 import (
+    SEND,
+    SEND_COMPLETE,
+    enter,
+    irql_error,
+    locked,
+    not_an_nbl,
+    null_chain,
+    passed_flags,
+    status_name,
+)
+from .drivers import DriverBlock, check_version
 from .states import AdapterState, BindingState
 
 if TYPE_CHECKING:
@@ -96,13 +93,8 @@ _FORWARD = Event.FORWARD
 _SUBMIT = Event.SUBMIT
 _COMPLETE = Event.COMPLETE
 _ABORT = Event.ABORT
-_RETURN = Event.RETURN
-_RETURN_FORWARDED = Event.RETURN_FORWARDED
 _RUNNING = BindingState.RUNNING
 _CLOSED = BindingState.CLOSED
-_DISPATCH = int(DISPATCH_LEVEL)
-_SEND_DISPATCH = int(NDIS_SEND_FLAGS_DISPATCH_LEVEL)
-_COMPLETE_DISPATCH = int(NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL)
 _CHECK_FOR_LOOPBACK = int(NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK)
 _PAUSED = NDIS_STATUS.PAUSED
 _INTERMEDIATE = Culprit.INTERMEDIATE
@@ -127,59 +119,7 @@ MODEL_COMPLETION_STATUSES: frozenset[int] = frozenset(
 _ALLOWED = SEND_COMPLETION_STATUSES | MODEL_COMPLETION_STATUSES
 
 
-# --- checks shared by the NDIS 6 paths (send6, cosend6, receive6) --------------------------------
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def locked(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
-    """Run an NDIS 6 DDI (or DPC) under the kernel's send lock (re-entrant, shared with the
-    NDIS 5.x and CoNDIS paths), so several Python threads may call the send paths at once."""
-
-    @functools.wraps(fn)
-    def wrapper(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._s6_lock:
-            return fn(self, *args, **kwargs)
-
-    return wrapper
-
-
-def irql_error(ddi: str, level: int, culprit: Culprit, rule: str) -> IrqlError:
-    return IrqlError(
-        f"{ddi} called at {KIRQL(level).name}; it requires IRQL <= DISPATCH_LEVEL",
-        rule=rule,
-        culprit=culprit,
-    )
-
-
-def report_flag_lie(ndis: Ndis, ddi: str, flag: str, culprit: Culprit) -> None:
-    """Rule 63: a *_DISPATCH_LEVEL flag set below DISPATCH_LEVEL (verifier only)."""
-    if ndis.verifier is not None:
-        level = KIRQL(ndis.irql.level).name
-        ndis.flag(
-            error_class_for(culprit)(
-                f"{ddi} with {flag} set at {level}: the flag may be set only at DISPATCH_LEVEL "
-                "(the callee trusts it; SDV rule Flags_Irql)",
-                rule="R63",
-            )
-        )
-
-
-def status_name(status: int) -> str:
-    try:
-        return NDIS_STATUS(status).name
-    except ValueError:
-        return f"0x{status:08X}"
-
-
-def null_chain(ddi: str, culprit: Culprit) -> NdisError:
-    return error_class_for(culprit)(f"{ddi} with NetBufferLists NULL", rule="PY-NULL-NBL")
-
-
-def not_an_nbl(ddi: str, obj: object) -> NdisError:
-    return NdisUsageError(f"{ddi}: {obj!r} is not a NET_BUFFER_LIST", rule="PY-BAD-HANDLE")
+# --- verifier records --------------------------------------------------------------------------
 
 
 def nb_snapshot(nbl: NET_BUFFER_LIST) -> tuple[tuple[Any, ...], ...]:
@@ -216,8 +156,9 @@ class Send6Ddis:
         #: ids of NBLs given to a Pausing/Paused miniport (they must come back PAUSED)
         self._s6_paused = set()
         self._s6_cancel_seq = 0
-        #: the kernel's send lock: the NDIS 5.x / CoNDIS one if they made it (one lock order)
-        self._s6_lock: threading.RLock = getattr(self, "_send5_lock", None) or threading.RLock()
+        #: the kernel's send lock, which the NDIS 5.x path made (``_init_send5`` runs first):
+        #: one lock for every path, so one lock order
+        self._s6_lock: threading.RLock = ndis._send5_lock
         ndis._init_receive6()
         ndis._init_cosend6()
 
@@ -238,15 +179,7 @@ class Send6Ddis:
         if type(binding) is not OpenBlock or binding.state is _CLOSED:
             binding = binding_handle(binding)
         protocol = binding.protocol
-        if protocol.major < 6:
-            raise version_error(protocol, "NdisSendNetBufferLists")
-        level = ndis.irql.level
-        if level > _DISPATCH:
-            raise irql_error("NdisSendNetBufferLists", level, protocol.culprit, "R64")
-        if SendFlags & _SEND_DISPATCH and level < _DISPATCH:
-            report_flag_lie(
-                ndis, "NdisSendNetBufferLists", "NDIS_SEND_FLAGS_DISPATCH_LEVEL", protocol.culprit
-            )
+        level = enter(ndis, protocol, "NdisSendNetBufferLists", SendFlags, SEND, "R64")
         adapter = binding.adapter
         if adapter.driver.is_co:
             raise error_class_for(protocol.culprit)(
@@ -264,8 +197,16 @@ class Send6Ddis:
             return
         if SendFlags & _CHECK_FOR_LOOPBACK or len(adapter.bindings) > 1:
             ndis._r6_loopback(binding, head, SendFlags)
-        flags = (SendFlags & ~_SEND_DISPATCH) | (_SEND_DISPATCH if level == _DISPATCH else 0)
-        self._s6_submit(adapter, head, count, PortNumber, flags, protocol)
+        self._s6_submit(
+            adapter,
+            head,
+            count,
+            ("send6", protocol.name, adapter.name, count),
+            "MiniportSendNetBufferLists",
+            adapter.MiniportAdapterContext,
+            PortNumber,
+            passed_flags(SendFlags, SEND, level),
+        )
 
     def _s6_take(self, head: NET_BUFFER_LIST, owner: Any, protocol: DriverBlock, ddi: str) -> int:
         """Take ownership of a chain for a send on ``owner`` (binding or VC): rule 47 checks,
@@ -335,22 +276,18 @@ class Send6Ddis:
         adapter: MiniportBlock,
         head: NET_BUFFER_LIST,
         count: int,
-        port: int,
-        flags: int,
-        protocol: DriverBlock,
+        trace: tuple[Any, ...],
+        handler: str,
+        context: Any,
+        *rest: Any,
     ) -> None:
-        """Hand a taken chain to MiniportSendNetBufferLists (FIFO: the chain as it came)."""
+        """Hand a taken chain (FIFO: the chain as it came) to the miniport's send ``handler``:
+        ``handler(context, head, *rest)`` (MiniportSendNetBufferLists, or
+        MiniportCoSendNetBufferLists on a VC); ``trace`` is the trace record of the hand-off."""
         ndis: Ndis = self  # type: ignore[assignment]
         paused = self._s6_hand_down(adapter, head, count)
-        ndis.scheduler.trace("send6", protocol.name, adapter.name, count)
-        ndis.call(
-            adapter.driver,
-            "MiniportSendNetBufferLists",
-            adapter.MiniportAdapterContext,
-            head,
-            port,
-            flags,
-        )
+        ndis.scheduler.trace(*trace)
+        ndis.call(adapter.driver, handler, context, head, *rest)
         if paused:
             self._s6_check_paused(adapter, paused)
 
@@ -408,24 +345,33 @@ class Send6Ddis:
         adapter = MiniportAdapterHandle
         if type(adapter) is not MiniportBlock:
             adapter = adapter_handle(adapter)
+        count, groups = self._s6_take_back(
+            adapter, NetBufferLists, SendCompleteFlags, "NdisMSendNetBufferListsComplete", OpenBlock
+        )
+        ndis.scheduler.trace("send6-completed", adapter.name, count)
+        ndis._s6_up(groups)
+
+    def _s6_take_back(
+        self,
+        adapter: MiniportBlock,
+        head: NET_BUFFER_LIST | None,
+        flags: int,
+        ddi: str,
+        owner_type: type[Any],
+    ) -> tuple[int, dict[Any, list[NET_BUFFER_LIST]]]:
+        """What NdisM[Co]SendNetBufferListsComplete do before the NBLs go up: the entry checks,
+        the whole chain checked before anything moves, every NBL ``complete``-d and grouped by
+        SourceHandle, the adapter's counts. -> (how many, the groups)."""
+        ndis: Ndis = self  # type: ignore[assignment]
         driver = adapter.driver
-        ddi = "NdisMSendNetBufferListsComplete"
-        if driver.major < 6:
-            raise version_error(driver, ddi)
-        level = ndis.irql.level
-        if level > _DISPATCH:
-            raise irql_error(ddi, level, driver.culprit, "R64")
-        if SendCompleteFlags & _COMPLETE_DISPATCH and level < _DISPATCH:
-            report_flag_lie(ndis, ddi, "NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL", driver.culprit)
-        head = NetBufferLists
+        enter(ndis, driver, ddi, flags, SEND_COMPLETE, "R64")
         if head is None:
             raise null_chain(ddi, driver.culprit)
-        count = self._s6_check_completion(head, adapter, driver, ddi, OpenBlock)
+        count = self._s6_check_completion(head, adapter, driver, ddi, owner_type)
         groups = self._s6_complete_chain(head, driver)
         adapter.outstanding -= count
         adapter.counters.completed += count
-        ndis.scheduler.trace("send6-completed", adapter.name, count)
-        ndis._s6_up(groups)
+        return count, groups
 
     def _s6_check_completion(
         self,
@@ -557,7 +503,7 @@ class Send6Ddis:
         protocol = binding.protocol
         check_version(protocol, "NdisCancelSendNetBufferLists")
         level = ndis.irql.level
-        if level > _DISPATCH:
+        if level > DISPATCH_LEVEL:
             raise irql_error("NdisCancelSendNetBufferLists", level, protocol.culprit, "R62")
         adapter = binding.adapter
         if ndis.verifier is not None:
@@ -580,11 +526,5 @@ __all__ = [
     "SEND_COMPLETION_STATUSES",
     "Send6Ddis",
     "Watch",
-    "irql_error",
-    "locked",
     "nb_snapshot",
-    "not_an_nbl",
-    "null_chain",
-    "report_flag_lie",
-    "status_name",
 ]

@@ -37,8 +37,9 @@ from ..constants import (
     NdisRequestSetInformation,
     PacketCancelId,
 )
+from ..drivers.common5 import free_packet
 from ..library.kernel import Ndis
-from ..mdl import BufferPool, NdisAllocateBuffer, NdisFreeBuffer, mdl_chain_bytes
+from ..mdl import BufferPool, NdisAllocateBuffer
 from ..ownership import Ownership
 from ..packet import (
     NDIS_GET_PACKET_STATUS,
@@ -47,9 +48,9 @@ from ..packet import (
     NdisChainBufferAtBack,
     NdisGetPacketFlags,
     NdisSetPacketFlags,
-    NdisUnchainBufferAtFront,
+    packet_bytes,
 )
-from ..pools import NdisAllocatePacket, NdisFreePacket, PacketPool
+from ..pools import NdisAllocatePacket, PacketPool
 from ..status import NDIS_STATUS
 
 if TYPE_CHECKING:
@@ -224,11 +225,8 @@ class Miniport5:
         self.free_rx(Packet)
 
     def free_rx(self, packet: NDIS_PACKET) -> None:
-        buffer = NdisUnchainBufferAtFront(packet)
-        while buffer is not None:
-            NdisFreeBuffer(buffer)
-            buffer = NdisUnchainBufferAtFront(packet)
-        NdisFreePacket(packet)
+        """Free a receive packet of this miniport, with its buffer."""
+        free_packet(packet)
 
 
 class PacketsMiniport5(Miniport5):
@@ -274,9 +272,7 @@ class Protocol5:
 
     def ProtocolReceivePacket(self, ctx: object, Packet: NDIS_PACKET) -> int:
         status = NDIS_GET_PACKET_STATUS(Packet)
-        self.received.append(
-            (mdl_chain_bytes(Packet.Private.Head), NdisGetPacketFlags(Packet), status)
-        )
+        self.received.append((packet_bytes(Packet), NdisGetPacketFlags(Packet), status))
         if self.on_receive is not None:
             self.on_receive(Packet)
         if self.keep and status != _RESOURCES:
@@ -576,11 +572,8 @@ class Rig5:
         return [self.packet(tag=i, **kw) for i in range(n)]
 
     def release(self, packet: NDIS_PACKET) -> None:
-        buffer = NdisUnchainBufferAtFront(packet)
-        while buffer is not None:
-            NdisFreeBuffer(buffer)
-            buffer = NdisUnchainBufferAtFront(packet)
-        NdisFreePacket(packet)
+        """Free a packet :meth:`packet` made, with its buffer."""
+        free_packet(packet)
 
     def finish(self, *, remove: bool = True) -> None:
         """Run what is left, check nothing was lost, free every packet, check the pools balance

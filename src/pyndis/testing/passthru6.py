@@ -40,10 +40,8 @@ from ..constants import (
     NdisMedium802_3,
     NdisRequestSetInformation,
 )
-from ..library.adapter import (
-    NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
-    NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES,
-)
+from ..drivers.common6 import begin_pause, end_pause, set_attributes
+from ..library.adapter import NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES
 from ..library.binding import (
     NDIS_BIND_PARAMETERS,
     NDIS_OID_REQUEST,
@@ -209,11 +207,10 @@ class Passthru6:
         pair.upper = NdisMiniportHandle
         lower = pair.lower.adapter
         ndis = self.ndis
-        ndis.NdisMSetMiniportAttributes(
-            NdisMiniportHandle, NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES(pair)
-        )
-        ndis.NdisMSetMiniportAttributes(
+        set_attributes(
+            ndis,
             NdisMiniportHandle,
+            pair,
             NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES(
                 MediaType=lower.medium,
                 MtuSize=lower.max_total_size - 14,
@@ -228,20 +225,12 @@ class Passthru6:
         return NDIS_STATUS.SUCCESS
 
     def MiniportPause(self, MiniportAdapterContext: Pt6Adapter, Parameters: Any) -> NDIS_STATUS:
-        pair = MiniportAdapterContext
-        pair.state = "pausing"
-        if pair.idle():
-            pair.state = "paused"
-            return NDIS_STATUS.SUCCESS
-        pair.pause_pending = True
-        return NDIS_STATUS.PENDING
+        """Paused at once, or once the forwarded sends and the clones are back."""
+        return begin_pause(MiniportAdapterContext)
 
     def _check_pause(self, pair: Pt6Adapter) -> None:
-        if pair.pause_pending and pair.idle():
-            pair.pause_pending = False
-            pair.state = "paused"
-            assert pair.upper is not None
-            self.ndis.NdisMPauseComplete(pair.upper)
+        assert pair.upper is not None
+        end_pause(self.ndis, pair, pair.upper)
 
     def MiniportHaltEx(self, MiniportAdapterContext: Pt6Adapter, HaltAction: int) -> None:
         MiniportAdapterContext.state = "halted"

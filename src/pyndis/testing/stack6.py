@@ -33,11 +33,15 @@ from ..constants import (
     NdisMedium802_3,
     NdisRequestSetInformation,
 )
-from ..errors import Culprit
-from ..library.adapter import (
-    NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
-    NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES,
+from ..drivers.common6 import (
+    allocate_frame_pools,
+    as_miniport,
+    frames_nbl,
+    free_frames_nbl,
+    return_flags,
+    set_attributes,
 )
+from ..library.adapter import NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES
 from ..library.binding import (
     NDIS_BIND_PARAMETERS,
     NDIS_OID_REQUEST,
@@ -45,23 +49,13 @@ from ..library.binding import (
     OpenBlock,
 )
 from ..nbl import NET_BUFFER_LIST, NET_BUFFER_LIST_STATUS_SET, iter_nbls, link_nbls, nbl_bytes
-from ..nblpool import (
-    NET_BUFFER_LIST_POOL_PARAMETERS,
-    NET_BUFFER_POOL_PARAMETERS,
-    NblPool,
-    NbPool,
-    NdisAllocateNetBuffer,
-    NdisAllocateNetBufferAndNetBufferList,
-    NdisFreeNetBuffer,
-    NdisFreeNetBufferList,
-)
+from ..nblpool import NblPool, NbPool
 from ..status import NDIS_STATUS
 
 if TYPE_CHECKING:
     from ..library.adapter import AdapterConfig, MiniportBlock
     from ..library.drivers import DriverBlock
     from ..library.kernel import Ndis
-    from ..mdl import MDL
 
 ADDRESS = b"\x02\x00\x00\x00\x00\x01"
 PEER = b"\x02\x00\x00\x00\x00\x02"
@@ -109,11 +103,10 @@ class Hold6Miniport:
         MiniportInitParameters: AdapterConfig,
     ) -> NDIS_STATUS:
         a = HoldAdapter(NdisMiniportHandle, MiniportInitParameters)
-        self.ndis.NdisMSetMiniportAttributes(
-            NdisMiniportHandle, NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES(a)
-        )
-        self.ndis.NdisMSetMiniportAttributes(
+        set_attributes(
+            self.ndis,
             NdisMiniportHandle,
+            a,
             NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES(
                 MediaType=a.medium,
                 MacOptions=NDIS_MAC_OPTION_NO_LOOPBACK if a.no_loopback else 0,
@@ -171,16 +164,12 @@ class Hold6Miniport:
     ) -> None:
         """NdisMSendNetBufferListsComplete for ``nbls`` (in that order), each with ``status``.
         Runs as miniport code (a test or a DPC calls it on the miniport's behalf)."""
-        actors = self.ndis.actors
-        actors.append(Culprit.MINIPORT)
-        try:
+        with as_miniport(self.ndis):
             for nbl in nbls:
                 if nbl in a.held:
                     a.held.remove(nbl)
                 NET_BUFFER_LIST_STATUS_SET(nbl, status)
             self.ndis.NdisMSendNetBufferListsComplete(a.handle, link_nbls(nbls), flags)
-        finally:
-            actors.pop()
 
 
 @dataclass
@@ -226,10 +215,7 @@ class Raw6Protocol:
 
     def register(self, ndis: Ndis) -> DriverBlock:
         self.ndis = ndis
-        self.nbl_pool = ndis.NdisAllocateNetBufferListPool(
-            None, NET_BUFFER_LIST_POOL_PARAMETERS(fAllocateNetBuffer=True, PoolTag="raw6")
-        )
-        self.nb_pool = ndis.NdisAllocateNetBufferPool(None, NET_BUFFER_POOL_PARAMETERS())
+        self.nbl_pool, self.nb_pool = allocate_frame_pools(ndis, None, "raw6")
         status, handle = ndis.NdisRegisterProtocolDriver(self)
         assert status == NDIS_STATUS.SUCCESS and handle is not None, status
         self.handle = handle
@@ -313,7 +299,7 @@ class Raw6Protocol:
             ctx.kept += nbls
             return
         assert ctx.binding is not None
-        self.ndis.NdisReturnNetBufferLists(ctx.binding, NetBufferLists, ReceiveFlags & 1)
+        self.ndis.NdisReturnNetBufferLists(ctx.binding, NetBufferLists, return_flags(ReceiveFlags))
 
     def release(self, ctx: RawOpen) -> None:
         """Return what ``keep`` kept."""
@@ -325,20 +311,9 @@ class Raw6Protocol:
     def nbl(self, ctx: RawOpen | None, *frames: bytes) -> NET_BUFFER_LIST:
         """An NBL with one NB per frame (MDLs over the caller's bytes); SourceHandle set to the
         binding of ``ctx`` (None: left NULL)."""
-        ndis = self.ndis
         assert self.nbl_pool is not None and self.nb_pool is not None
-        frames = frames or (make_frame(),)
-        mdl = ndis.NdisAllocateMdl(None, frames[0], len(frames[0]))
-        nbl = NdisAllocateNetBufferAndNetBufferList(self.nbl_pool, 0, 0, mdl, 0, len(frames[0]))
-        assert nbl is not None
-        tail = nbl.FirstNetBuffer
-        assert tail is not None
-        for frame in frames[1:]:
-            extra = ndis.NdisAllocateMdl(None, frame, len(frame))
-            nb = NdisAllocateNetBuffer(self.nb_pool, extra, 0, len(frame))
-            assert nb is not None
-            tail.Next = nb
-            tail = nb
+        nbl = frames_nbl(self.ndis, self.nbl_pool, self.nb_pool, frames or (make_frame(),))
+        assert nbl is not None, "a pool of the Raw6Protocol ran out"
         if ctx is not None:
             nbl.SourceHandle = ctx.binding
         return nbl
@@ -357,23 +332,7 @@ class Raw6Protocol:
 
     def free(self, nbl: NET_BUFFER_LIST) -> None:
         """Free an NBL built by :meth:`nbl` (its extra NBs and every MDL)."""
-        own = nbl.own_nb
-        mdls: list[MDL] = []
-        nb = nbl.FirstNetBuffer
-        while nb is not None:
-            following = nb.Next
-            if nb.MdlChain is not None:
-                mdls.append(nb.MdlChain)
-            if nb is not own:
-                nb.Next = None
-                NdisFreeNetBuffer(nb)
-            nb = following
-        if own is not None:
-            own.Next = None
-        nbl.FirstNetBuffer = own
-        NdisFreeNetBufferList(nbl)
-        for mdl in mdls:
-            self.ndis.NdisFreeMdl(mdl)
+        free_frames_nbl(self.ndis, nbl)
 
 
 @dataclass
