@@ -99,6 +99,24 @@ def test_levels_are_per_thread() -> None:
     assert irql.level == DISPATCH_LEVEL
 
 
+def test_level_is_a_plain_attribute_of_each_thread() -> None:
+    irql = Irql()
+    assert isinstance(irql, threading.local)
+    irql.level = DISPATCH_LEVEL  # what the hot paths do instead of set()
+    seen: list[int] = []
+
+    def other() -> None:
+        seen.append(irql.level)
+        irql.level = APC_LEVEL
+        seen.append(irql.level)
+
+    in_thread(other)
+    assert seen == [PASSIVE_LEVEL, APC_LEVEL]
+    assert irql.level == DISPATCH_LEVEL
+    irql.set(PASSIVE_LEVEL)
+    assert irql.level == PASSIVE_LEVEL
+
+
 def test_levels_are_per_kernel() -> None:
     a, b = Irql(), Irql()
     a.raise_to(DISPATCH_LEVEL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from pyndis.irql import NDIS_SPIN_LOCK
 from pyndis.library.adapter import MiniportBlock
 from pyndis.library.binding import OpenBlock
 from pyndis.library.drivers import DriverBlock
-from pyndis.library.kernel import NDIS_MINIPORT_TIMER, Ndis, SendCounters
+from pyndis.library.kernel import NDIS_MINIPORT_TIMER, Ndis, SendCounters, StatusCounts
 from pyndis.status import NDIS_STATUS
 
 # --- small real drivers ---------------------------------------------------------------------------
@@ -285,6 +286,28 @@ def test_send_counters() -> None:
         "in_flight": 2,
         "by_status": {NDIS_STATUS.SUCCESS: 3},
     }
+
+
+def test_status_counts_count_like_a_counter() -> None:
+    counts = SendCounters().by_status
+    assert type(counts) is StatusCounts and isinstance(counts, Counter)
+    assert counts[NDIS_STATUS.FAILURE] == 0  # never counted: zero, and still absent
+    counts[NDIS_STATUS.SUCCESS] += 1
+    counts[NDIS_STATUS.SUCCESS] += 1
+    counts[0xE0001234] += 1
+    assert counts == {NDIS_STATUS.SUCCESS: 2, 0xE0001234: 1}
+    assert counts.most_common(1) == [(NDIS_STATUS.SUCCESS, 2)]
+    del counts[0xE0001234]
+    assert dict(counts) == {NDIS_STATUS.SUCCESS: 2}
+    with pytest.raises(KeyError):  # the one difference from Counter (see StatusCounts)
+        del counts[NDIS_STATUS.FAILURE]
+
+
+def test_status_counts_store_items_through_dicts_slot() -> None:
+    # The point of StatusCounts: an item store must not go through a Python-level
+    # __setitem__/__delitem__ (Counter's __delitem__ forces one on every store).
+    assert StatusCounts.__delitem__ is dict.__delitem__
+    assert StatusCounts.__setitem__ is dict.__setitem__
 
 
 def test_balanced_kernel_passes() -> None:

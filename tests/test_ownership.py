@@ -24,6 +24,7 @@ from pyndis.hostctx import HostContext
 from pyndis.ownership import (
     EVENT_INFO,
     MISUSE,
+    MOVES,
     TRANSITIONS,
     Event,
     History,
@@ -31,6 +32,7 @@ from pyndis.ownership import (
     Ownership,
     call_site,
     can,
+    format_site,
     illegal_transition,
     mermaid_diagram,
     transition,
@@ -257,6 +259,46 @@ def test_an_internal_move_refused_is_an_ndis_bug() -> None:
     assert info.value.rule == "PY-SUBMIT"
 
 
+# --- MOVES: the written-out moves of the hot paths --------------------------------------------
+
+
+def test_moves_hold_every_event_with_one_source_state_and_only_those() -> None:
+    for event in Event:
+        moves = [(state, new) for (state, ev), new in TRANSITIONS.items() if ev is event]
+        if len(moves) == 1:
+            assert MOVES[event] == moves[0], event
+        else:
+            assert event not in MOVES, event
+    assert set(Event) - set(MOVES) == {E.DESTROY}
+
+
+def written_out(thing: Thing, event: Event) -> None:
+    """The hot paths' form of a move (see the ownership module's "Cost" notes)."""
+    source, target = MOVES[event]
+    if thing.history is None and thing.ownership is source:
+        thing.ownership = target
+    else:
+        transition(thing, event)
+
+
+@pytest.mark.parametrize("event", list(MOVES), ids=lambda e: e.name)
+@pytest.mark.parametrize("state", list(Ownership), ids=lambda s: s.name)
+@pytest.mark.parametrize("recorded", [False, True], ids=["no-history", "history"])
+def test_a_written_out_move_does_exactly_what_transition_does(
+    event: Event, state: Ownership, recorded: bool
+) -> None:
+    def attempt(move: Callable[[Thing, Event], None]) -> tuple[object, Ownership, int]:
+        thing = Thing(state, History(Clock()) if recorded else None)
+        try:
+            move(thing, event)
+            outcome: object = None
+        except NdisError as err:
+            outcome = (type(err), err.rule)
+        return outcome, thing.ownership, len(thing.history or [])
+
+    assert attempt(written_out) == attempt(transition)
+
+
 # --- can() ------------------------------------------------------------------------------------
 
 
@@ -332,6 +374,29 @@ def test_no_history_without_one() -> None:
     assert info.value.history == []
 
 
+def test_history_formats_call_sites_only_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(site: object) -> str:
+        raise AssertionError("a call site was formatted while recording")
+
+    history = History(Clock())
+    thing = Thing(O.FREE, history)
+    monkeypatch.setattr(ownership, "format_site", refuse)
+    transition(thing, E.ALLOCATE)  # recording needs no text
+    transition(thing, E.SEND)
+    assert len(history) == 2
+    monkeypatch.undo()
+    assert [e.site.startswith(f"{HERE}:") for e in history.entries] == [True, True]
+
+
+def test_history_entries_are_new_objects_on_each_read() -> None:
+    history = History(Clock())
+    transition(Thing(O.FREE, history), E.ALLOCATE)
+    first, second = history.entries, history.entries
+    assert first == second and first is not second
+    first.clear()
+    assert len(history.entries) == 1
+
+
 # --- call sites -------------------------------------------------------------------------------
 
 
@@ -368,6 +433,25 @@ def test_call_site_stops_at_sample_drivers_and_the_testing_kit(folder: str) -> N
 def test_call_site_does_not_mistake_a_sibling_directory_for_the_package() -> None:
     relay = _compiled_in(f"{PACKAGE}_extras/plugin.py")
     assert relay(call_site).startswith(f"{Path(PACKAGE).name}_extras/plugin.py:2")
+
+
+def test_call_site_line_is_the_line_of_the_call_in_a_multi_line_statement() -> None:
+    history = History(Clock())
+    thing = Thing(O.FREE, history)
+    line = sys._getframe().f_lineno + 1
+    transition(
+        thing,
+        E.ALLOCATE,
+        "spread over lines",
+    )
+    (entry,) = history.entries
+    assert entry.site == (
+        f"{HERE}:{line} in test_call_site_line_is_the_line_of_the_call_in_a_multi_line_statement"
+    )
+
+
+def test_format_site_without_a_site() -> None:
+    assert format_site(None) == "?"
 
 
 def test_history_through_a_real_ddi_points_at_the_caller() -> None:

@@ -281,6 +281,21 @@ def test_history_with_verifier_records_allocate_and_free() -> None:
     assert [e.event for e in again.history or []] == [Event.ALLOCATE]
 
 
+def test_without_the_verifier_allocate_and_free_make_the_tables_moves(kernel: Kernel) -> None:
+    # NdisAllocatePacket / NdisFreePacket write the two moves out when there is no history;
+    # anything but the expected source state still goes through transition(), which refuses.
+    pool = make_pool(kernel, 1)
+    packet = take(pool)
+    assert (packet.ownership, packet.history) == (Ownership.ALLOCATED, None)
+    NdisFreePacket(packet)
+    assert packet.ownership is Ownership.FREE
+    packet.ownership = Ownership.IN_NDIS  # corrupted on the free list (no DDI can do this)
+    with pytest.raises(NdisError) as err:
+        NdisAllocatePacket(pool)
+    assert err.value.rule == "PY-POOL"
+    assert packet.ownership is Ownership.IN_NDIS
+
+
 def test_dpr_allocate_and_free_need_dispatch(kernel: Kernel) -> None:
     pool = make_pool(kernel)
     with pytest.raises(IrqlError) as err:

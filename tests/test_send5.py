@@ -31,6 +31,7 @@ from pyndis.constants import (
     PacketCancelId,
 )
 from pyndis.errors import (
+    Culprit,
     IrqlError,
     MiniportContractError,
     NdisError,
@@ -38,7 +39,7 @@ from pyndis.errors import (
 )
 from pyndis.library.send5 import STATUS_NOT_SET
 from pyndis.library.states import AdapterState, BindingState
-from pyndis.ownership import Ownership
+from pyndis.ownership import Event, Ownership
 from pyndis.packet import NDIS_PACKET, NDIS_SET_PACKET_STATUS, NdisGetPacketFlags
 from pyndis.status import NDIS_STATUS
 from pyndis.testing import (
@@ -789,4 +790,118 @@ def test_random_serialized_sends_keep_fifo_and_complete_exactly_once(
     check_fifo()
     assert all(len(results.get(id(p), [])) == 1 for p in order)  # exactly once
     assert miniport.accepted == order
+    rig.finish()
+
+
+# --- hot paths: written-out ownership moves and handler calls -------------------------------------
+#
+# The send path writes out transition() and Ndis.call for speed. These tests pin down that the
+# written-out forms keep what the originals guarantee: every move recorded when the verifier is
+# on, and the IRQL, the running actor and the driver stack restored however a handler ends.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("ddi", ["NdisSend", "NdisSendPackets"])
+def test_with_the_verifier_every_move_of_a_send_is_recorded(kind: Kind, ddi: str) -> None:
+    rig = make_rig(kind, verifier=True)
+    packets = rig.packets(3)
+    if ddi == "NdisSend":
+        for packet in packets:
+            assert rig.ndis.NdisSend(rig.binding, packet) == S.PENDING
+    else:
+        rig.ndis.NdisSendPackets(rig.binding, packets, len(packets))
+    rig.miniport.complete_all()
+    moves = [Event.ALLOCATE, Event.SEND, Event.SUBMIT, Event.COMPLETE, Event.RETURN]
+    for packet in packets:
+        assert packet.history is not None
+        assert [entry.event for entry in packet.history] == moves
+    rig.finish()
+
+
+@pytest.mark.parametrize("kind", SERIALIZED)
+def test_with_the_verifier_a_requeued_send_records_both_submissions(kind: Kind) -> None:
+    rig = make_rig(kind, verifier=True)
+    rig.miniport.script.extend([S.RESOURCES, S.SUCCESS])
+    packet = rig.packet()
+    assert rig.ndis.NdisSend(rig.binding, packet) == S.PENDING  # refused, queued again
+    rig.miniport.resources_available()
+    rig.ndis.run()
+    assert rig.protocol.completions == [(packet, S.SUCCESS)]
+    assert packet.history is not None
+    assert [entry.event for entry in packet.history] == [
+        Event.ALLOCATE,
+        Event.SEND,
+        Event.SUBMIT,
+        Event.REQUEUE,
+        Event.SUBMIT,
+        Event.COMPLETE,
+        Event.RETURN,
+    ]
+    rig.finish()
+
+
+def assert_kernel_restored(rig: Rig5) -> None:
+    assert rig.ndis.irql.level == PASSIVE_LEVEL
+    assert rig.ndis.actors == [Culprit.NDIS_USER]
+    assert rig.ndis.driver_stack == []
+    assert not rig.adapter.in_send_handler
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_raising_send_complete_handler_leaves_the_kernel_restored(kind: Kind) -> None:
+    rig = make_rig(kind)
+    packet = rig.packet()
+    assert rig.ndis.NdisSend(rig.binding, packet) == S.PENDING
+
+    def fail(packet: NDIS_PACKET, status: int) -> None:
+        raise RuntimeError("handler bug")
+
+    rig.protocol.on_complete = fail
+    with pytest.raises(RuntimeError, match="handler bug"):
+        rig.miniport.complete(packet, S.SUCCESS)
+    assert_kernel_restored(rig)
+    assert packet.ownership is Ownership.ALLOCATED  # returned before the handler ran
+    assert rig.binding.counters.in_flight == 0
+    rig.protocol.on_complete = None
+    again = rig.packet()
+    assert rig.ndis.NdisSend(rig.binding, again) == S.PENDING  # the kernel still works
+    rig.miniport.complete_all()
+    assert rig.protocol.completions[-1] == (again, S.SUCCESS)
+    rig.finish()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("ddi", ["NdisSend", "NdisSendPackets"])
+def test_a_raising_miniport_send_handler_leaves_the_kernel_restored(kind: Kind, ddi: str) -> None:
+    rig = make_rig(kind)
+    packet = rig.packet()
+
+    def fail(packet: NDIS_PACKET) -> None:
+        raise RuntimeError("miniport bug")
+
+    rig.miniport.on_send = fail
+    with pytest.raises(RuntimeError, match="miniport bug"):
+        if ddi == "NdisSend":
+            rig.ndis.NdisSend(rig.binding, packet)
+        else:
+            rig.ndis.NdisSendPackets(rig.binding, [packet], 1)
+    assert_kernel_restored(rig)
+    assert packet.ownership is Ownership.AT_MINIPORT  # handed down; the miniport lost it
+    rig.miniport.on_send = None
+    rig.ndis.NdisMSendComplete(rig.adapter, packet, S.SUCCESS)  # it may still complete it
+    assert packet.ownership is Ownership.ALLOCATED
+    assert rig.binding.counters.in_flight == 0
+    rig.finish()
+
+
+@pytest.mark.parametrize("state", [BindingState.PAUSED, BindingState.CLOSING], ids=lambda s: s.name)
+def test_a_binding_that_is_not_running_is_refused_through_the_full_checks(
+    state: BindingState,
+) -> None:
+    rig = make_rig(KINDS[0].values[0])
+    packet = rig.packet()
+    rig.binding.state = state
+    assert rig.ndis.NdisSend(rig.binding, packet) == S.CLOSING
+    assert packet.ownership is Ownership.ALLOCATED
+    rig.binding.state = BindingState.RUNNING
     rig.finish()

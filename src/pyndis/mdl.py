@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Union
 from .constants import DISPATCH_LEVEL, PAGE_SIZE, POINTER_SIZE
 from .errors import NdisError, NdisUsageError
 from .hostctx import HostContext, PoolBase
-from .ownership import TRANSITIONS, Event, History, Ownership, transition
+from .ownership import MOVES, Event, History, Ownership, transition
 from .status import NDIS_STATUS
 
 if TYPE_CHECKING:
@@ -65,10 +65,9 @@ _ALLOCATED = Ownership.ALLOCATED
 _FREE = Ownership.FREE
 _EV_ALLOCATE = Event.ALLOCATE
 _EV_FREE = Event.FREE
-#: The table's ALLOCATED --free--> FREE target. NdisFreeBuffer, having seen ALLOCATED and no
-#: history to record (verifier off), sets it without calling transition() (as the packet pool
-#: does; see pyndis.pools).
-_ON_FREE = TRANSITIONS[Ownership.ALLOCATED, Event.FREE]
+#: The free move, from the ownership table: NdisFreeBuffer writes it out for a buffer without a
+#: history (verifier off), as pyndis.ownership describes (and the packet pool does).
+_FREE_FROM, _FREE_TO = MOVES[Event.FREE]
 _SUCCESS = NDIS_STATUS.SUCCESS
 _FAILURE = NDIS_STATUS.FAILURE
 _DISPATCH = int(DISPATCH_LEVEL)
@@ -285,8 +284,8 @@ def NdisFreeBuffer(Buffer: MDL) -> None:
             # _free_mdl, written out (a hot path)
             if Buffer.packet is not None:
                 raise _chained_error(Buffer)
-            if Buffer.history is None and Buffer.ownership is _ALLOCATED:
-                Buffer.ownership = _ON_FREE  # the table's free move (see _ON_FREE)
+            if Buffer.history is None and Buffer.ownership is _FREE_FROM:
+                Buffer.ownership = _FREE_TO  # transition(), written out (see _FREE_FROM)
             else:
                 transition(Buffer, _EV_FREE)  # records it, or raises (freed twice)
             pool.live.discard(Buffer)

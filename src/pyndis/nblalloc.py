@@ -45,6 +45,9 @@ from .ownership import Event, Ownership, can, illegal_transition, transition
 
 _ULONG_MAX = 0xFFFFFFFF
 _ALLOCATED = Ownership.ALLOCATED
+# Event members as module globals: an Enum class attribute costs ~70 ns on CPython 3.11.
+_EV_ALLOCATE = Event.ALLOCATE
+_EV_FREE = Event.FREE
 _CLONE_FLAGS = int(NDIS_CLONE_FLAGS.RESERVED | NDIS_CLONE_FLAGS.USE_ORIGINAL_MDLS)
 _USE_ORIGINAL_MDLS = int(NDIS_CLONE_FLAGS.USE_ORIGINAL_MDLS)
 
@@ -89,7 +92,7 @@ def _start_nbl(pool: NblPool, nbl: NET_BUFFER_LIST, context_size: int, backfill:
     nbl.reset()
     host = pool.host
     nbl.history = host.history() if host.track_history else None
-    transition(nbl, Event.ALLOCATE)
+    transition(nbl, _EV_ALLOCATE)
     size = context_size + backfill
     size = max(size, pool.ContextSize)
     if size:
@@ -110,7 +113,7 @@ def _start_nb(nb: NET_BUFFER, chain: MDL | None, offset: int, length: int) -> No
     assert pool is not None
     host = pool.host
     nb.history = host.history() if host.track_history else None
-    transition(nb, Event.ALLOCATE)
+    transition(nb, _EV_ALLOCATE)
 
 
 def _start_own_data(nb: NET_BUFFER, size: int) -> None:
@@ -210,8 +213,8 @@ def NdisAllocateNetBufferMdlAndData(PoolHandle: NbPool) -> NET_BUFFER | None:
 
 def _free_check(obj: NET_BUFFER | NET_BUFFER_LIST) -> None:
     """Raise the ownership table's error unless ``obj`` may be freed now."""
-    if not can(obj, Event.FREE):
-        raise illegal_transition(obj, Event.FREE)
+    if not can(obj, _EV_FREE):
+        raise illegal_transition(obj, _EV_FREE)
 
 
 def NdisFreeNetBuffer(NetBuffer: NET_BUFFER) -> None:
@@ -248,7 +251,7 @@ def NdisFreeNetBuffer(NetBuffer: NET_BUFFER) -> None:
         )
     if nb.retreats:
         drop_retreats(nb, "NdisFreeNetBuffer")
-    transition(nb, Event.FREE)
+    transition(nb, _EV_FREE)
     pool.give_back(nb)
 
 
@@ -284,8 +287,8 @@ def NdisFreeNetBufferList(NetBufferList: NET_BUFFER_LIST) -> None:
             )
         if nb.retreats:
             drop_retreats(nb, "NdisFreeNetBufferList")
-        transition(nb, Event.FREE)
-    transition(nbl, Event.FREE)
+        transition(nb, _EV_FREE)
+    transition(nbl, _EV_FREE)
     pool.give_back(nbl)
 
 
@@ -440,7 +443,7 @@ def NdisAllocateCloneNetBufferList(
 def _undo_clone(clone: NET_BUFFER_LIST, nbl_pool: NblPool, nbs: list[NET_BUFFER]) -> None:
     for nb in nbs:
         _release_clone_nb(nb)
-    transition(clone, Event.FREE, "clone allocation failed")
+    transition(clone, _EV_FREE, "clone allocation failed")
     nbl_pool.give_back(clone)
 
 
@@ -451,11 +454,11 @@ def _release_clone_nb(nb: NET_BUFFER) -> None:
         following = mdl.Next
         mdl.Next = None
         if mdl.ownership is _ALLOCATED:
-            transition(mdl, Event.FREE)
+            transition(mdl, _EV_FREE)
         mdl = following
     nb.own_mdl = None
     nb.owner = None
-    transition(nb, Event.FREE)
+    transition(nb, _EV_FREE)
     pool = nb.NdisPoolHandle
     assert isinstance(pool, NbPool)
     pool.give_back(nb)
@@ -490,7 +493,7 @@ def NdisFreeCloneNetBufferList(CloneNetBufferList: NET_BUFFER_LIST, FreeCloneFla
         _free_check(nb)
     for nb in clone.clone_nbs or ():
         _release_clone_nb(nb)
-    transition(clone, Event.FREE)
+    transition(clone, _EV_FREE)
     parent = clone.ParentNetBufferList
     if parent is not None:
         with _refcount_lock:

@@ -6,7 +6,9 @@ Every descriptor that crosses the send path (``NDIS_PACKET``, ``NET_BUFFER_LIST`
 buffers and NET_BUFFERs that travel with them) has exactly one field, ``ownership``, saying who
 owns it right now. It changes only through :func:`transition`, which looks the move up in
 :data:`TRANSITIONS`. The library, the verifier and the diagram in ``docs/ownership.md`` all read
-that one table, so the rules cannot drift apart.
+that one table, so the rules cannot drift apart. (The hottest paths, the packet and buffer
+pools and the 5.x send path, write the call out for a descriptor without a history, using the
+table's :data:`MOVES`; see "Cost" below.)
 
 A send, seen as the ownership of one packet::
 
@@ -38,11 +40,20 @@ completing a packet twice is the miniport's). Specific bad moves get specific ru
 :data:`MISUSE`.
 
 Cost: :func:`transition` is two tuple indexings and a compare; the history is recorded only
-when the descriptor carries one (the verifier gives each descriptor a :class:`History`).
-:func:`transition_each` makes the same move for a batch in one call. Hot paths pass the
-``Event`` members from module globals: reading an attribute of an Enum class costs more than
-the whole move on CPython 3.11. A :class:`History` keeps raw records and formats them (call
-site, line number, text) only when read.
+when the descriptor carries one (the verifier gives each descriptor a :class:`History`). Hot
+paths pass the ``Event`` members from module globals: reading an attribute of an Enum class
+costs more than the whole move on CPython 3.11. Where a move runs once per packet and the
+descriptor has no history (verifier off), the call itself is the cost, so those paths write
+it out with :data:`MOVES` (``source, target = MOVES[event]``)::
+
+    if obj.history is None and obj.ownership is source:
+        obj.ownership = target          # what transition() would do
+    else:
+        transition(obj, event)          # records the move, or raises the right error
+
+With the verifier on, every move goes through :func:`transition` and is recorded. A
+:class:`History` keeps raw records and formats them (call site, line number, text) only when
+read.
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Protocol
@@ -177,6 +188,20 @@ def _compile() -> tuple[tuple[Ownership | None, ...], ...]:
 _NEXT = _compile()
 
 
+def _single_moves() -> dict[Event, tuple[Ownership, Ownership]]:
+    sources: dict[Event, list[tuple[Ownership, Ownership]]] = {}
+    for (state, event), new in TRANSITIONS.items():
+        sources.setdefault(event, []).append((state, new))
+    return {event: moves[0] for event, moves in sources.items() if len(moves) == 1}
+
+
+#: ``MOVES[event] == (source, target)`` for every event the table allows from one state only
+#: (all but ``destroy``); compiled from TRANSITIONS. For the hot paths' written-out moves:
+#: on a descriptor without a history, ``if obj.ownership is source: obj.ownership = target``
+#: (else ``transition()``, which raises) is exactly what :func:`transition` does.
+MOVES: dict[Event, tuple[Ownership, Ownership]] = _single_moves()
+
+
 def transition(obj: Owned, event: Event, note: str = "") -> None:
     """Move ``obj`` through ``event`` or raise the NdisError that names the culprit."""
     old = obj.ownership
@@ -186,23 +211,6 @@ def transition(obj: Owned, event: Event, note: str = "") -> None:
     if obj.history is not None:
         obj.history.record(event, old, new, note)
     obj.ownership = new
-
-
-def transition_each(objs: Iterable[Owned], event: Event, note: str = "") -> None:
-    """:func:`transition` for each object in turn, in one call (the batch send paths).
-
-    Stops at the first illegal move, as a loop of :func:`transition` calls would: the objects
-    before it have moved, the others have not.
-    """
-    row = _NEXT[event]
-    for obj in objs:
-        old = obj.ownership
-        new = row[old]
-        if new is None:
-            raise illegal_transition(obj, event)
-        if obj.history is not None:
-            obj.history.record(event, old, new, note)
-        obj.ownership = new
 
 
 def can(obj: Owned, event: Event) -> bool:
@@ -361,6 +369,7 @@ def mermaid_diagram() -> str:
 __all__ = [
     "EVENT_INFO",
     "MISUSE",
+    "MOVES",
     "TRANSITIONS",
     "Event",
     "EventInfo",
@@ -374,5 +383,4 @@ __all__ = [
     "illegal_transition",
     "mermaid_diagram",
     "transition",
-    "transition_each",
 ]

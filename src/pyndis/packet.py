@@ -234,7 +234,16 @@ def NdisChainBufferAtFront(Packet: NDIS_PACKET, Buffer: MDL) -> None:
     """Link a buffer (or a whole sub-chain) at the front of the packet's chain (rule 9)."""
     if _DEAD[Packet.ownership]:
         raise dead_packet_error(Packet, "NdisChainBufferAtFront")
-    last = _adopt(Packet, Buffer)
+    if (
+        type(Buffer) is MDL
+        and Buffer.Next is None
+        and Buffer.packet is None
+        and Buffer.ownership is _ALLOCATED
+    ):  # _adopt's common case, one free-standing buffer, without the call
+        Buffer.packet = Packet
+        last = Buffer
+    else:
+        last = _adopt(Packet, Buffer)
     private = Packet.Private
     if private.Head is None:
         private.Tail = last
@@ -247,7 +256,16 @@ def NdisChainBufferAtBack(Packet: NDIS_PACKET, Buffer: MDL) -> None:
     """Link a buffer (or a whole sub-chain) at the back of the packet's chain (rule 9)."""
     if _DEAD[Packet.ownership]:
         raise dead_packet_error(Packet, "NdisChainBufferAtBack")
-    last = _adopt(Packet, Buffer)
+    if (
+        type(Buffer) is MDL
+        and Buffer.Next is None
+        and Buffer.packet is None
+        and Buffer.ownership is _ALLOCATED
+    ):  # _adopt's common case, one free-standing buffer, without the call
+        Buffer.packet = Packet
+        last = Buffer
+    else:
+        last = _adopt(Packet, Buffer)
     private = Packet.Private
     if private.Head is not None:
         tail = private.Tail

@@ -28,10 +28,11 @@ Descriptor macros that touch only a descriptor (NdisQueryPacket, NET_BUFFER_LIST
 plain functions in the descriptor modules and are exported from ``pyndis``.
 
 Handlers are called through :meth:`Ndis.call`, which records which kind of driver is running
-(``actors``) so that checks can name the right culprit. Handlers run synchronously on the
-caller's stack, as in real NDIS: a miniport may complete a send before its send handler returns
-and a protocol may send again from its completion handler; the send paths are written to be
-re-entrant under those calls.
+(``actors``) so that checks can name the right culprit. (The 5.x send path, which calls a
+handler once per packet, writes the same bookkeeping out; see :mod:`~pyndis.library.send5`.)
+Handlers run synchronously on the caller's stack, as in real NDIS: a miniport may complete a
+send before its send handler returns and a protocol may send again from its completion
+handler; the send paths are written to be re-entrant under those calls.
 """
 
 from __future__ import annotations
@@ -156,13 +157,15 @@ class Ndis(
         fn = block.handlers.get(name)
         if fn is None:
             fn = block.handler(name)  # raises, naming the driver and the handler
-        self.actors.append(block.culprit)
-        self.driver_stack.append(block)
+        actors = self.actors
+        stack = self.driver_stack
+        actors.append(block.culprit)
+        stack.append(block)
         try:
             return fn(*args)
         finally:
-            self.driver_stack.pop()
-            self.actors.pop()
+            stack.pop()
+            actors.pop()
 
     @property
     def current_driver(self) -> DriverBlock | None:

@@ -90,6 +90,9 @@ _RESOURCES = NDIS_STATUS.RESOURCES
 _PENDING = NDIS_STATUS.PENDING
 _SUCCESS = NDIS_STATUS.SUCCESS
 _RUNNING = BindingState.RUNNING
+# Event members as module globals: an Enum class attribute costs ~70 ns on CPython 3.11.
+_EV_INDICATE = Event.INDICATE
+_EV_RETURN_INDICATED = Event.RETURN_INDICATED
 #: The loopback pool: a few descriptors, grown on demand up to the 0xFFFF cap.
 _LOOPBACK_DESCRIPTORS = 16
 
@@ -212,7 +215,7 @@ class Receive5Ddis:
             for packet in packets:
                 ind = self._indications5.get(packet)
                 if ind is None:
-                    raise illegal_transition(packet, Event.RETURN_INDICATED)
+                    raise illegal_transition(packet, _EV_RETURN_INDICATED)
                 if ind.resources:
                     raise ProtocolContractError(
                         f"NdisReturnPackets({packet!r}), which was indicated with "
@@ -256,7 +259,7 @@ class Receive5Ddis:
         loopback = sender is not None
         inds: list[Indication] = []
         for packet in packets:
-            transition(packet, Event.INDICATE)
+            transition(packet, _EV_INDICATE)
             if not can_return:
                 packet.oob.Status = _RESOURCES
             ind = Indication(
@@ -355,7 +358,7 @@ class Receive5Ddis:
         with a non-PENDING Status (RESOURCES stays RESOURCES) and no MiniportReturnPacket."""
         packet = ind.packet
         del self._indications5[packet]
-        transition(packet, Event.RETURN_INDICATED)
+        transition(packet, _EV_RETURN_INDICATED)
         if not ind.resources:
             packet.oob.Status = _SUCCESS
         if ind.loopback:
@@ -367,7 +370,7 @@ class Receive5Ddis:
         ndis: Ndis = self  # type: ignore[assignment]
         packet = ind.packet
         del self._indications5[packet]
-        transition(packet, Event.RETURN_INDICATED)
+        transition(packet, _EV_RETURN_INDICATED)
         if ind.vc is not None:
             ind.vc.counters.returned += 1
         if ind.loopback:
@@ -391,7 +394,11 @@ class Receive5Ddis:
         if adapter.medium != NdisMedium802_3 or not adapter.packet_filter:
             return None  # nobody listens at all (the adapter's filter is every binding's OR)
         head = packet.Private.Head
-        dest = mdl_chain_bytes(head, 0, 6)
+        if head is not None and head.ByteCount >= 6:  # the usual case: one slice, no walk
+            start = head.ByteOffset
+            dest = bytes(head.MappedSystemVa[start : start + 6])
+        else:
+            dest = mdl_chain_bytes(head, 0, 6)
         if len(dest) < 6 or not receivers(adapter, dest, sender):
             return None
         frame = packet_bytes(packet)

@@ -15,8 +15,8 @@ Grammar, per packet (rules 16-17)::
     NdisSendPackets(binding, [P...], n) -> None; ProtocolSendComplete exactly once per packet,
         fast failures included
 
-Ownership moves only through :func:`~pyndis.ownership.transition`: ``send`` (protocol -> NDIS),
-``submit`` (NDIS -> miniport), ``requeue`` (RESOURCES), ``complete`` (miniport -> NDIS),
+Ownership moves only as :func:`~pyndis.ownership.transition` makes them: ``send`` (protocol ->
+NDIS), ``submit`` (NDIS -> miniport), ``requeue`` (RESOURCES), ``complete`` (miniport -> NDIS),
 ``abort`` (NDIS fails a packet it holds), ``return`` (NDIS -> protocol, just before
 ProtocolSendComplete runs or the synchronous NdisSend returns). ``packet.ndis_route`` is the
 binding (the routing stamp, like ReactOS's ``Reserved[1]``); NDIS keeps one :class:`SendRecord`
@@ -34,11 +34,12 @@ other case (queued behind others, RESOURCES, deserialized) NdisSend returns PEND
 reach the miniport (the serialized queue, RESOURCES, completions inside the send handler) is in
 :mod:`~pyndis.library.send5_miniport`.
 
-Completion: ``_finish5`` hands a packet back exactly once, sets its OOB Status to the final
-status, keeps the binding's (and adapter's) SendCounters, and calls ProtocolSendComplete at
-DISPATCH_LEVEL (or, for a synchronous NdisSend result, just returns). Fast failures of
-NdisSendPackets are completed after the rest of the array is queued, so a protocol that sends
-again from those completions queues behind it (rule 18).
+Completion: ``_finish5`` hands packets back (one, or a MiniportSendPackets batch in one call),
+each exactly once: it sets the OOB Status to the final status, keeps the binding's (and
+adapter's) SendCounters, and calls ProtocolSendComplete at DISPATCH_LEVEL (or, for a
+synchronous NdisSend result, just returns). Fast failures of NdisSendPackets are completed
+after the rest of the array is queued, so a protocol that sends again from those completions
+queues behind it (rule 18).
 
 Verifier: NDIS checksums the packet's data at the send and compares when it comes back;
 a difference is reported as PY-DATA-CHANGED against the protocol.
@@ -48,6 +49,17 @@ Loopback (rules 15, 51, 56) is decided here and performed by :mod:`~pyndis.libra
 Threads: every DDI here takes the kernel's re-entrant send lock for its bookkeeping and driver
 calls, so several Python threads may send and complete (they are serialized, as on a
 uniprocessor).
+
+Cost: this is the hottest code of the 5.x model (a send through the null miniport is ~2.5 us
+of CPython), so it is written for the interpreter, on purpose: enum members and flags come from
+module globals (an Enum class attribute costs ~70 ns on CPython 3.11); each DDI tests the
+common case of its checks in one expression and calls the checking helper, which raises the
+precise error, only when that test fails; the per-packet ownership moves are written out for a
+packet without a history, as :mod:`pyndis.ownership` describes (with the verifier on, every
+move goes through ``transition()``); the per-packet handler calls write :meth:`Ndis.call`'s
+actor and driver-stack bookkeeping out; the IRQL is read and set as the plain thread-local
+attribute it is; try/finally stays wherever a handler may raise (it is free in 3.11 until
+something does).
 """
 
 from __future__ import annotations
@@ -65,7 +77,7 @@ from ..constants import (
     PacketCancelId,
 )
 from ..errors import NdisUsageError, ProtocolContractError
-from ..ownership import Event, Ownership, can, illegal_transition, transition, transition_each
+from ..ownership import MOVES, Event, Ownership, can, illegal_transition, transition
 from ..packet import NDIS_PACKET, check_packet
 from ..packet import NdisQueryPacketLength as _length
 from ..status import NDIS_STATUS
@@ -96,6 +108,11 @@ _ALLOCATED = Ownership.ALLOCATED
 _EV_SEND = Event.SEND
 _EV_ABORT = Event.ABORT
 _EV_RETURN = Event.RETURN
+# The moves made once per packet, written out for a packet without a history (verifier off),
+# as pyndis.ownership describes: ``if p.history is None and p.ownership is FROM: p.ownership =
+# TO``, else transition() (which records the move or raises the right error).
+_SEND_FROM, _SEND_TO = MOVES[Event.SEND]
+_RETURN_FROM, _RETURN_TO = MOVES[Event.RETURN]
 
 
 def data_checksum(packet: NDIS_PACKET) -> int:
@@ -141,13 +158,24 @@ class Send5Ddis(Send5Miniport):
         the protocol's again when this returns. IRQL <= DISPATCH_LEVEL.
         """
         ndis: Ndis = self  # type: ignore[assignment]
-        binding = self._sender5(NdisBindingHandle, "NdisSend")
+        # The common case of every check in one test; otherwise the helpers raise the precise
+        # error (or, for a binding that is only not running, let NDIS refuse the packet below).
+        binding = NdisBindingHandle
+        if (
+            type(binding) is not OpenBlock
+            or binding.state is not _BINDING_RUNNING
+            or binding.protocol.major != 5
+            or binding.adapter.driver.major != 5
+            or binding.adapter.driver.is_co
+            or ndis.irql.level > _DISPATCH
+        ):
+            binding = self._sender5(NdisBindingHandle, "NdisSend")
         if (
             type(Packet) is not NDIS_PACKET
             or Packet.ownership is not _ALLOCATED
             or Packet.Private.Flags & _IS_LOOPBACK
         ):
-            self._check_outgoing5(binding, Packet, "NdisSend")  # raises the precise error
+            self._check_outgoing5(binding, Packet, "NdisSend")
         lock = self._send5_lock
         lock.acquire()
         try:
@@ -377,7 +405,10 @@ class Send5Ddis(Send5Miniport):
         """NDIS takes the packet (checked already): ``send`` move, routing stamp, SendRecord,
         counters, verifier checksum."""
         ndis: Ndis = self  # type: ignore[assignment]
-        transition(packet, _EV_SEND)
+        if packet.history is None and packet.ownership is _SEND_FROM:
+            packet.ownership = _SEND_TO  # transition(), written out (see _SEND_FROM)
+        else:
+            transition(packet, _EV_SEND)
         packet.ndis_route = binding
         rec = SendRecord(next(self._send5_seq), binding, packet)
         self._send5_records[packet] = rec
@@ -391,10 +422,8 @@ class Send5Ddis(Send5Miniport):
         return rec
 
     def _accept_all5(self, binding: OpenBlock, packets: list[NDIS_PACKET]) -> list[SendRecord]:
-        """:meth:`_accept5` for a PacketArray, in one call (the moves first, then the rest in
-        array order; nothing in between can observe the difference)."""
+        """:meth:`_accept5` for a PacketArray, in one call."""
         ndis: Ndis = self  # type: ignore[assignment]
-        transition_each(packets, _EV_SEND)
         adapter = binding.adapter
         seq = self._send5_seq
         records = self._send5_records
@@ -402,6 +431,10 @@ class Send5Ddis(Send5Miniport):
         scheduler = ndis.scheduler
         recs: list[SendRecord] = []
         for packet in packets:
+            if packet.history is None and packet.ownership is _SEND_FROM:
+                packet.ownership = _SEND_TO  # transition(), written out (see _SEND_FROM)
+            else:
+                transition(packet, _EV_SEND)
             packet.ndis_route = binding
             rec = SendRecord(next(seq), binding, packet)
             records[packet] = rec
@@ -487,7 +520,10 @@ class Send5Ddis(Send5Miniport):
             counters.by_status[status] += 1
             if records.get(packet) is rec:
                 del records[packet]
-            transition(packet, _EV_RETURN)
+            if packet.history is None and packet.ownership is _RETURN_FROM:
+                packet.ownership = _RETURN_TO  # transition(), written out (see _SEND_FROM)
+            else:
+                transition(packet, _EV_RETURN)
             if rec.sync:
                 rec.final = status
                 if scheduler.tracing:

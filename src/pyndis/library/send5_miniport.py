@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 from ..constants import DISPATCH_LEVEL
 from ..errors import MiniportContractError, NdisUsageError
-from ..ownership import Event, Ownership, transition, transition_each
+from ..ownership import MOVES, Event, Ownership, transition
 from ..packet import NDIS_PACKET
 from ..status import NDIS_STATUS
 from .adapter import MiniportBlock, adapter_handle
@@ -72,6 +72,11 @@ _MINIPORT = DriverKind.MINIPORT
 _EV_SUBMIT = Event.SUBMIT
 _EV_REQUEUE = Event.REQUEUE
 _EV_COMPLETE = Event.COMPLETE
+# The moves made once per packet, written out for a packet without a history (verifier off),
+# as pyndis.ownership describes: ``if p.history is None and p.ownership is FROM: p.ownership =
+# TO``, else transition() (which records the move or raises the right error).
+_SUBMIT_FROM, _SUBMIT_TO = MOVES[Event.SUBMIT]
+_COMPLETE_FROM, _COMPLETE_TO = MOVES[Event.COMPLETE]
 
 
 class SendRecord:
@@ -205,7 +210,10 @@ class Send5Miniport:
                     subject=Packet,
                     history=Packet.history.entries if Packet.history is not None else None,
                 )
-            transition(Packet, _EV_COMPLETE)  # double completion etc. raise here
+            if Packet.history is None and Packet.ownership is _COMPLETE_FROM:
+                Packet.ownership = _COMPLETE_TO  # transition(), written out (see _SUBMIT_FROM)
+            else:
+                transition(Packet, _EV_COMPLETE)  # double completion etc. raise here
             assert rec is not None
             adapter.outstanding -= 1
             scheduler = ndis.scheduler
@@ -250,7 +258,10 @@ class Send5Miniport:
         """``submit`` one packet and call MiniportSend(ctx, Packet, Flags); returns its status."""
         ndis: Ndis = self  # type: ignore[assignment]
         packet = rec.packet
-        transition(packet, _EV_SUBMIT)
+        if packet.history is None and packet.ownership is _SUBMIT_FROM:
+            packet.ownership = _SUBMIT_TO  # transition(), written out (see _SUBMIT_FROM)
+        else:
+            transition(packet, _EV_SUBMIT)
         rec.in_call = True
         adapter.outstanding += 1
         scheduler = ndis.scheduler
@@ -286,10 +297,14 @@ class Send5Miniport:
         statuses are in their OOB blocks (STATUS_NOT_SET where the miniport set none)."""
         ndis: Ndis = self  # type: ignore[assignment]
         array = [rec.packet for rec in recs]
-        transition_each(array, _EV_SUBMIT)
+        for packet in array:
+            if packet.history is None and packet.ownership is _SUBMIT_FROM:
+                packet.ownership = _SUBMIT_TO  # transition(), written out (see _SUBMIT_FROM)
+            else:
+                transition(packet, _EV_SUBMIT)
+            packet.oob.Status = STATUS_NOT_SET
         for rec in recs:
             rec.in_call = True
-            rec.packet.oob.Status = STATUS_NOT_SET
         adapter.outstanding += len(recs)
         scheduler = ndis.scheduler
         if scheduler.tracing:
@@ -387,7 +402,11 @@ class Send5Miniport:
         elif result == _RESOURCES:
             self._requeue5(adapter, [rec])
         else:
-            transition(rec.packet, _EV_COMPLETE)
+            packet = rec.packet
+            if packet.history is None and packet.ownership is _COMPLETE_FROM:
+                packet.ownership = _COMPLETE_TO  # transition(), written out (see _SUBMIT_FROM)
+            else:
+                transition(packet, _EV_COMPLETE)
             adapter.outstanding -= 1
             ndis._finish5(((rec, result),))
 
@@ -434,7 +453,11 @@ class Send5Miniport:
                     subject=rec.packet,
                 )
             else:
-                transition(rec.packet, _EV_COMPLETE)
+                packet = rec.packet
+                if packet.history is None and packet.ownership is _COMPLETE_FROM:
+                    packet.ownership = _COMPLETE_TO  # transition(), written out
+                else:
+                    transition(packet, _EV_COMPLETE)
                 adapter.outstanding -= 1
                 finished.append((rec, as_status(verdict, "MiniportSendPackets")))
         if refused_at < len(batch):
