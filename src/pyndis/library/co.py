@@ -57,7 +57,6 @@ Internal API for the other send paths (NDIS 6 ``NdisCoSendNetBufferLists`` uses 
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Culprit, MiniportContractError, ProtocolContractError, error_class_for
@@ -106,12 +105,8 @@ class CoDdis(CoAfDdis, CoCallDdis):
     # --- kernel hooks -----------------------------------------------------------------------------
     def _init_co(self) -> None:
         """Per-kernel CoNDIS state (called from Ndis.__init__)."""
-        ndis: Ndis = self  # type: ignore[assignment]
         self.co_registrations: list[CallManagerAf] = []
         self._vc_numbers = itertools.count(1)
-        #: the kernel's re-entrant send lock, which the NDIS 5.x path made (``_init_send5``
-        #: runs first): one lock for every path, so one lock order
-        self._co_lock: threading.RLock = ndis._send5_lock
 
     def _co_lost(self) -> list[str]:
         """Descriptions of CoNDIS sends not yet completed and receives never returned."""

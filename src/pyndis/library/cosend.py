@@ -132,7 +132,7 @@ class CoSendDdis:
             if packet.ownership is not _ALLOCATED:
                 check_packet(packet, "NdisCoSendPackets")
                 raise illegal_transition(packet, _SEND)
-        with ndis._co_lock:
+        with ndis.send_lock:
             status, rule = vc_send_status(vc)
             if rule:
                 self._co_flag_send(vc, rule, status)
@@ -228,7 +228,7 @@ class CoSendDdis:
             raise MiniportContractError(
                 f"NdisMCoSendComplete: {Packet!r} is not an NDIS_PACKET", rule="PY-BAD-HANDLE"
             )
-        with ndis._co_lock:
+        with ndis.send_lock:
             if Packet.ndis_route is not vc:
                 if Packet.ownership is _AT_MINIPORT:
                     raise MiniportContractError(
@@ -313,7 +313,7 @@ class CoSendDdis:
         vc_context = vc.ProtocolVcContext
         can_return = miniport.has("MiniportReturnPacket")
         counters = vc.counters
-        with ndis._co_lock:
+        with ndis.send_lock:
             for packet in packets:
                 if type(packet) is not NDIS_PACKET:
                     raise MiniportContractError(
@@ -368,7 +368,7 @@ class CoSendDdis:
     def co_held(self, vc: VirtualConnection | None = None) -> int:
         """Received packets kept by VC owners and not yet returned (of ``vc`` if given)."""
         ndis: Ndis = self  # type: ignore[assignment]
-        with ndis._co_lock:
+        with ndis.send_lock:
             return sum(
                 1
                 for ind in ndis.receive5_outstanding()

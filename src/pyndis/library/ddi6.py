@@ -69,7 +69,7 @@ def locked(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P]
 
     @functools.wraps(fn)
     def wrapper(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._s6_lock:
+        with self.send_lock:
             return fn(self, *args, **kwargs)
 
     return wrapper

@@ -37,6 +37,7 @@ handler; the send paths are written to be re-entrant under those calls.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -147,6 +148,10 @@ class Ndis(
         self.bindings: list[OpenBlock] = []
         #: the driver blocks whose handlers are running (innermost last)
         self.driver_stack: list[DriverBlock] = []
+        #: the kernel's one re-entrant send lock: every send, completion and receive path of
+        #: every NDIS generation takes it, so there is one lock order (DDIs may be called from
+        #: several Python threads)
+        self.send_lock = threading.RLock()
         self._init_send5()
         self._init_co()
         self._init_send6()

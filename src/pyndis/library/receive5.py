@@ -195,7 +195,7 @@ class Receive5Ddis:
                 rule="PY-INDICATE-NOT-OWNED",
             )
         can_return = driver.has("MiniportReturnPacket")
-        with ndis._send5_lock:
+        with ndis.send_lock:
             held = ndis._hold5(adapter)
             try:
                 self._indicate5(adapter, packets, None, can_return)
@@ -211,7 +211,7 @@ class Receive5Ddis:
             check_version(caller, "NdisReturnPackets")
         ndis.irql.check_at_most("NdisReturnPackets", ndis.current_actor)
         packets = packet_array(PacketArray, NumberOfPackets, "NdisReturnPackets")
-        with ndis._send5_lock:
+        with ndis.send_lock:
             for packet in packets:
                 ind = self._indications5.get(packet)
                 if ind is None:

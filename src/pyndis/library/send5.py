@@ -176,7 +176,7 @@ class Send5Ddis(Send5Miniport):
             or Packet.Private.Flags & _IS_LOOPBACK
         ):
             self._check_outgoing5(binding, Packet, "NdisSend")
-        lock = self._send5_lock
+        lock = self.send_lock
         lock.acquire()
         try:
             rec = self._accept5(binding, Packet)
@@ -240,7 +240,7 @@ class Send5Ddis(Send5Miniport):
                     break
         if not ok:
             self._check_packets5(binding, packets, "NdisSendPackets")
-        lock = self._send5_lock
+        lock = self.send_lock
         lock.acquire()
         try:
             recs = self._accept_all5(binding, packets)
@@ -298,7 +298,7 @@ class Send5Ddis(Send5Miniport):
         check_version(binding.protocol, "NdisCancelSendPackets")
         ndis.irql.check_at_most("NdisCancelSendPackets", binding.protocol.culprit)
         adapter = binding.adapter
-        with self._send5_lock:
+        with self.send_lock:
             victims = self._unqueue5(
                 adapter,
                 lambda r: (
@@ -325,7 +325,7 @@ class Send5Ddis(Send5Miniport):
     ) -> None:
         """Complete with ``status`` every packet NDIS still queues for ``adapter`` (only those
         of ``binding`` if given). Called on reset, halt and close."""
-        with self._send5_lock:
+        with self.send_lock:
             victims = self._unqueue5(adapter, lambda r: binding is None or r.binding is binding)
             if victims:
                 adapter.ndis.scheduler.trace("flush5", adapter.name, len(victims), status)
@@ -335,7 +335,7 @@ class Send5Ddis(Send5Miniport):
     def _kick_send_queue(self, adapter: MiniportBlock) -> None:
         """Resume submitting the NDIS queue of a serialized ``adapter`` (after a reset): from a
         DPC, since the reset may complete inside the miniport."""
-        with self._send5_lock:
+        with self.send_lock:
             adapter.resources_wait = False
             self._schedule_drain5(adapter)
 

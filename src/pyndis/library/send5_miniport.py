@@ -154,11 +154,12 @@ class Send5Miniport:
     """NdisMSendComplete, NdisMSendResourcesAvailable and the hand-down machinery (a base of
     ``Send5Ddis``)."""
 
+    #: the kernel's one send lock (made in ``Ndis.__init__``)
+    send_lock: threading.RLock
+
     def _init_send5_state(self) -> None:
         self._send5_records: dict[NDIS_PACKET, SendRecord] = {}
         self._send5_seq = itertools.count(1)
-        #: one re-entrant lock for the 5.x send and receive bookkeeping of this kernel
-        self._send5_lock = threading.RLock()
         #: serialized adapters with a resubmission DPC queued -> whether that DPC stands for a
         #: wake that came inside the send handler (it then overrides ``resources_wait``)
         self._send5_resume: dict[MiniportBlock, bool] = {}
@@ -197,7 +198,7 @@ class Send5Miniport:
             raise NdisUsageError(
                 f"NdisMSendComplete: {Packet!r} is not an NDIS_PACKET", rule="PY-BAD-HANDLE"
             )
-        lock = self._send5_lock
+        lock = self.send_lock
         lock.acquire()
         try:
             rec = self._send5_records.get(Packet)
@@ -247,7 +248,7 @@ class Send5Miniport:
         adapter = adapter_handle(MiniportAdapterHandle)
         check_version(adapter.driver, "NdisMSendResourcesAvailable")
         ndis.irql.check_at_most("NdisMSendResourcesAvailable", adapter.driver.culprit)
-        with self._send5_lock:
+        with self.send_lock:
             ndis.scheduler.trace("resources-available5", adapter.name)
             held = self._hold5(adapter)
             self._wake5(adapter)
@@ -524,7 +525,7 @@ class Send5Miniport:
 
     def _resume5(self, adapter: MiniportBlock) -> None:
         """DPC: feed the miniport what was queued while it was busy or refusing."""
-        with self._send5_lock:
+        with self.send_lock:
             if self._send5_resume.pop(adapter, False):
                 adapter.resources_wait = False
             if adapter.state is _RUNNING and adapter.send_queue:

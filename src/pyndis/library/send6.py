@@ -59,7 +59,6 @@ SEND_ABORTED (R52).
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from ..constants import DISPATCH_LEVEL, NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK, NetBufferListCancelId
@@ -156,9 +155,6 @@ class Send6Ddis:
         #: ids of NBLs given to a Pausing/Paused miniport (they must come back PAUSED)
         self._s6_paused = set()
         self._s6_cancel_seq = 0
-        #: the kernel's send lock, which the NDIS 5.x path made (``_init_send5`` runs first):
-        #: one lock for every path, so one lock order
-        self._s6_lock: threading.RLock = ndis._send5_lock
         ndis._init_receive6()
         ndis._init_cosend6()
 
