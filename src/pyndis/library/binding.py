@@ -175,6 +175,15 @@ def is_group(address: bytes) -> bool:
     return bool(address and address[0] & 1)
 
 
+# Plain ints: ``int & IntFlag`` builds a new enum object, and this runs for every loopback check.
+_DIRECTED = int(NDIS_PACKET_TYPE_DIRECTED)
+_BROADCAST_BIT = int(NDIS_PACKET_TYPE_BROADCAST)
+_GROUP_BITS = int(NDIS_PACKET_TYPE_MULTICAST | NDIS_PACKET_TYPE_ALL_MULTICAST)
+_PROMISCUOUS = int(NDIS_PACKET_TYPE_PROMISCUOUS)
+_ALL_LOCAL = int(NDIS_PACKET_TYPE_ALL_LOCAL)
+_NO_LOOPBACK = int(NDIS_PROT_OPTION_NO_LOOPBACK)
+
+
 def binding_accepts(
     binding: OpenBlock, dest: bytes, loopback_from: OpenBlock | None = None
 ) -> bool:
@@ -183,17 +192,17 @@ def binding_accepts(
     f = binding.packet_filter
     if not f:
         return False
-    if loopback_from is binding and binding.prot_options & NDIS_PROT_OPTION_NO_LOOPBACK:
+    if loopback_from is binding and binding.prot_options & _NO_LOOPBACK:
         return False
-    if f & NDIS_PACKET_TYPE_PROMISCUOUS:
+    if f & _PROMISCUOUS:
         return True
-    if loopback_from is not None and f & NDIS_PACKET_TYPE_ALL_LOCAL:
+    if loopback_from is not None and f & _ALL_LOCAL:
         return True
     if dest == BROADCAST:
-        return bool(f & NDIS_PACKET_TYPE_BROADCAST)
+        return bool(f & _BROADCAST_BIT)
     if is_group(dest):
-        return bool(f & (NDIS_PACKET_TYPE_MULTICAST | NDIS_PACKET_TYPE_ALL_MULTICAST))
-    return bool(f & NDIS_PACKET_TYPE_DIRECTED) and dest == binding.adapter.current_address
+        return bool(f & _GROUP_BITS)
+    return bool(f & _DIRECTED) and dest == binding.adapter.current_address
 
 
 class BindingDdis:
