@@ -488,7 +488,7 @@ def test_restart_pending_then_ndis_m_restart_complete() -> None:
     assert proto.binding is not None  # offered only once the adapter runs
 
 
-def test_restart_that_never_completes_is_r65() -> None:
+def test_rule_65_restart_that_never_completes_is_a_hang() -> None:
     ndis = Ndis()
     with pytest.raises(MiniportContractError) as info:
         ndis.add_adapter(register(ndis, Mini6(restart=PENDING)), "vmnic0")
@@ -812,3 +812,16 @@ def test_ndis_m_indicate_status_complete_is_an_ndis5_ddi() -> None:
     with pytest.raises(NdisVersionError) as info:
         ndis.NdisMIndicateStatusComplete(adapter)
     assert info.value.rule == "R66"
+
+
+def test_rule_24_an_ndis6_miniport_is_always_deserialized() -> None:
+    """Serialized miniports are not supported for NDIS 6 drivers: an NDIS 6 adapter is
+    deserialized from the start, and the only DDI that could make it serialized
+    (NdisMSetAttributesEx without NDIS_ATTRIBUTE_DESERIALIZE) is refused to it (R66)."""
+    ndis, adapter, _, _ = up6()
+    assert adapter.deserialized
+    with pytest.raises(NdisVersionError) as info:
+        ndis.NdisMSetAttributesEx(adapter, object(), 0, 0)
+    assert info.value.rule == "R66" and "NdisMSetMiniportAttributes" in str(info.value)
+    ndis5, adapter5, _, _ = up5()
+    assert not adapter5.deserialized  # an NDIS 5.x miniport is serialized unless it says so

@@ -158,7 +158,7 @@ def test_queued_packets_are_flushed_with_closing_on_halt() -> None:
     rig.finish(remove=False)
 
 
-def test_a_miniport_that_never_completes_is_caught_when_ndis_waits_for_it() -> None:
+def test_rule_65_a_miniport_that_never_completes_is_caught_when_ndis_waits_for_it() -> None:
     rig = Rig5(SilentDropMiniport5())
     rig.ndis.NdisSend(rig.binding, rig.packet())
     with pytest.raises(MiniportContractError) as info:
