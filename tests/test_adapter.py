@@ -823,5 +823,5 @@ def test_rule_24_an_ndis6_miniport_is_always_deserialized() -> None:
     with pytest.raises(NdisVersionError) as info:
         ndis.NdisMSetAttributesEx(adapter, object(), 0, 0)
     assert info.value.rule == "R66" and "NdisMSetMiniportAttributes" in str(info.value)
-    ndis5, adapter5, _, _ = up5()
+    _, adapter5, _, _ = up5()
     assert not adapter5.deserialized  # an NDIS 5.x miniport is serialized unless it says so
