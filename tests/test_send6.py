@@ -799,3 +799,24 @@ def test_several_threads_may_send_and_complete_at_once() -> None:
     assert s.ctx.binding.counters.sent == s.ctx.binding.counters.completed == 4 * 200 * 8
     assert s.adapter.outstanding == 0
     s.ndis.assert_nothing_lost()
+
+
+def test_rule_48_a_net_buffer_freed_while_its_nbl_is_in_flight_is_flagged(s: Stack6) -> None:
+    """NET_BUFFERs travel with their NBL: freeing one before the send completes is the
+    protocol's contract violation (the verifier sees it at completion)."""
+    from pyndis.nblpool import NdisFreeNetBuffer
+
+    nbl = s.protocol.nbl(s.ctx, make_frame(payload=b"a"), make_frame(payload=b"b"))
+    s.protocol.send(s.ctx, [nbl])
+    first = nbl.FirstNetBuffer
+    assert first is not None and first.Next is not None
+    second = first.Next
+    NdisFreeNetBuffer(second)  # the protocol gives up an NB NDIS still holds
+    s.miniport.complete(s.a, [nbl])
+    assert s.ndis.verifier is not None
+    violations = s.ndis.verifier.check()
+    assert [v.rule for v in violations] == ["R48"]
+    assert violations[0].culprit is Culprit.PROTOCOL and violations[0].subject is second
+    s.ndis.verifier.clear()
+    first.Next = None  # already freed: the protocol's own free must not free it again
+    finish(s)

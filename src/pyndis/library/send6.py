@@ -52,7 +52,8 @@ several Python threads may send, complete, indicate and return at once; they are
 
 Verifier. With the verifier on, NDIS records each NBL's NET_BUFFER chain (each NB and its
 MdlChain, DataOffset, DataLength) when it submits the NBL and compares at completion: a
-difference is PY-NB-CHAIN-CHANGED against the miniport (rule 49). After
+difference is PY-NB-CHAIN-CHANGED against the miniport (rule 49), and a NET_BUFFER of the NBL
+freed meanwhile is R48 against the protocol (NBs travel with their NBL). After
 NdisCancelSendNetBufferLists, an NBL with that cancel ID that fails must fail with
 SEND_ABORTED (R52).
 """
@@ -62,7 +63,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..constants import DISPATCH_LEVEL, NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK, NetBufferListCancelId
-from ..errors import Culprit, NdisError, error_class_for
+from ..errors import Culprit, NdisError, ProtocolContractError, error_class_for
 from ..nbl import NET_BUFFER_LIST, iter_nbs
 from ..ownership import Event, Ownership, illegal_transition, transition
 from ..status import NDIS_STATUS
@@ -467,6 +468,17 @@ class Send6Ddis:
                     "one it was given (NBs, MDL chains or data windows changed)",
                     rule="PY-NB-CHAIN-CHANGED",
                     subject=nbl,
+                )
+            )
+        freed = [nb for nb in iter_nbs(nbl) if nb.ownership is not Ownership.ALLOCATED]
+        if freed:
+            # NET_BUFFERs travel with their NBL: the sender gave them up with it (rule 48)
+            ndis.flag(
+                ProtocolContractError(
+                    f"{freed[0]!r} of {nbl!r} was freed while the NBL was in flight; the "
+                    "sender owns its NET_BUFFERs again only at the send-complete call",
+                    rule="R48",
+                    subject=freed[0],
                 )
             )
         status = nbl.Status
