@@ -203,8 +203,9 @@ def test_a_packet_held_across_unbind_hangs_the_removal() -> None:
 def test_return_of_a_packet_never_indicated_is_an_internal_error() -> None:
     ndis, lo, adapter, _ = stack()
     stray = NDIS_PACKET(16)
-    with pytest.raises(NdisInternalError):
+    with pytest.raises(NdisInternalError) as info:
         adapter.returned(stray)
+    assert info.value.rule == "PY-LOOPBACK"
     finish(ndis, lo)
 
 

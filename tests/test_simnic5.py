@@ -492,3 +492,14 @@ def test_initialize_refuses_without_802_3_and_without_pools() -> None:
     status, _ = ndis.add_adapter(handle, "eth0", rx_packets=0x10000)  # rule 1: too many
     assert status == NDIS_STATUS.RESOURCES
     assert driver.MiniportInitialize([5], None, None)[0] == NDIS_STATUS.UNSUPPORTED_MEDIA  # type: ignore[arg-type]
+
+
+def test_miniport_return_packet_of_a_packet_never_lent_is_an_internal_error() -> None:
+    """The NIC checks NDIS's side of MiniportReturnPacket: only packets it lent come back."""
+    from pyndis.errors import NdisInternalError
+
+    ndis, adapter, nic, _ = host()
+    with pytest.raises(NdisInternalError) as info:
+        nic.return_packet(NDIS_PACKET(16))
+    assert info.value.rule == "PY-SIMNIC"
+    finish(ndis, adapter)
