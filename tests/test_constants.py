@@ -197,12 +197,12 @@ BARE = {
     "NDIS_OID",
     "NDIS_REQUEST_TYPE",
     "NDIS_MEDIA_STATE",
+    "CoAddressFamily",
 }
 #: Members renamed because the C name is not a valid Python identifier after the prefix.
 RENAMED = {
     ("NDIS_MAC_OPTION", "IEEE_8021P_PRIORITY"): "NDIS_MAC_OPTION_8021P_PRIORITY",
     ("NDIS_MAC_OPTION", "IEEE_8021Q_VLAN"): "NDIS_MAC_OPTION_8021Q_VLAN",
-    ("CO_ADDRESS_FAMILY", "_1394"): "CO_ADDRESS_FAMILY_1394",
 }
 
 

@@ -26,6 +26,15 @@ from .library.binding import (
     NET_PNP_EVENT_CODE,
     NET_PNP_EVENT_NOTIFICATION,
 )
+from .library.covc import (
+    CO_ADDRESS_FAMILY,
+    CO_CALL_MANAGER_PARAMETERS,
+    CO_CALL_PARAMETERS,
+    CO_MEDIA_PARAMETERS,
+    CO_SAP,
+    CO_SPECIFIC_PARAMETERS,
+    FLOWSPEC,
+)
 from .library.kernel import NDIS_MINIPORT_TIMER, Ndis
 from .mdl import *
 from .nbl import *
