@@ -49,12 +49,13 @@ from ..constants import (
 )
 from ..errors import Culprit, MiniportContractError, NdisUsageError
 from ..status import NDIS_STATUS
+from .counters import SendCounters
 from .drivers import DriverBlock, DriverKind, check_version
 from .states import ADAPTER_TRANSITIONS, AdapterState, BindingState, move
 
 if TYPE_CHECKING:
     from .binding import OpenBlock
-    from .kernel import Ndis, SendCounters
+    from .kernel import Ndis
 
 BROADCAST = b"\xff" * 6
 
@@ -146,8 +147,6 @@ class MiniportBlock:
     )
 
     def __init__(self, ndis: Ndis, driver: DriverBlock, config: AdapterConfig) -> None:
-        from .kernel import SendCounters
-
         self.ndis = ndis
         self.driver = driver
         self.name = config.name

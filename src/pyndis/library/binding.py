@@ -62,11 +62,12 @@ from ..constants import (
 from ..errors import Culprit, NdisUsageError, ProtocolContractError
 from ..status import NDIS_STATUS
 from .adapter import BROADCAST, MiniportBlock
+from .counters import SendCounters
 from .drivers import DriverBlock, check_version
 from .states import BINDING_TRANSITIONS, AdapterState, BindingState, move
 
 if TYPE_CHECKING:
-    from .kernel import Ndis, SendCounters
+    from .kernel import Ndis
 
 
 class NET_PNP_EVENT_CODE(enum.IntEnum):
@@ -138,8 +139,6 @@ class OpenBlock:
     def __init__(
         self, ndis: Ndis, protocol: DriverBlock, adapter: MiniportBlock, context: Any
     ) -> None:
-        from .kernel import SendCounters
-
         self.ndis = ndis
         self.protocol = protocol
         self.adapter = adapter

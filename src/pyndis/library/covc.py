@@ -39,12 +39,12 @@ verifier (also when the send is allowed: data before the call is up, rules 29/30
 from __future__ import annotations
 
 import enum
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Culprit, NdisUsageError, error_class_for
 from ..status import NDIS_STATUS
+from .counters import VcCounters
 from .states import BindingState, CallState, VcState
 
 if TYPE_CHECKING:
@@ -125,55 +125,6 @@ def media_flags(params: CO_CALL_PARAMETERS | None) -> int:
 
 
 # --- counters -----------------------------------------------------------------------------------
-
-
-class VcCounters:
-    """Per-VC accounting: sends (with status and bytes) and receive indications."""
-
-    __slots__ = (
-        "by_status",
-        "bytes_completed",
-        "bytes_received",
-        "bytes_sent",
-        "completed",
-        "indicated",
-        "returned",
-        "sent",
-    )
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.completed = 0
-        self.by_status: Counter[int] = Counter()
-        self.bytes_sent = 0
-        self.bytes_completed = 0
-        #: descriptors indicated up the VC, and those of them the owner gave back (an NDIS 5
-        #: packet kept past its indication counts when the last NdisReturnPackets frees it)
-        self.indicated = 0
-        self.returned = 0
-        self.bytes_received = 0
-
-    @property
-    def in_flight(self) -> int:
-        return self.sent - self.completed
-
-    @property
-    def held(self) -> int:
-        """Received descriptors the owner still keeps."""
-        return self.indicated - self.returned
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "completed": self.completed,
-            "in_flight": self.in_flight,
-            "by_status": dict(self.by_status),
-            "bytes_sent": self.bytes_sent,
-            "bytes_completed": self.bytes_completed,
-            "indicated": self.indicated,
-            "returned": self.returned,
-            "bytes_received": self.bytes_received,
-        }
 
 
 # --- address families, SAPs, parties -----------------------------------------------------------

@@ -38,7 +38,6 @@ handler; the send paths are written to be re-entrant under those calls.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -55,45 +54,13 @@ from .binding import BindingDdis, OpenBlock
 from .co import CoDdis
 from .cosend import CoSendDdis
 from .cosend6 import CoSend6Ddis
+from .counters import SendCounters, StatusCounts
 from .drivers import DriverBlock
 from .receive5 import Receive5Ddis
 from .receive6 import Receive6Ddis
 from .registration import DriverDdis
 from .send5 import Send5Ddis
 from .send6 import Send6Ddis
-
-
-class StatusCounts(Counter[int]):
-    """Completions by status: a ``Counter`` whose ``counts[status] += 1`` costs what a dict's
-    does. ``Counter`` defines ``__delitem__`` in Python, which makes every item *store* go
-    through a Python-level slot (about 2x a dict store); taking dict's back restores the C
-    slot. The only difference: deleting a status that was never counted raises KeyError."""
-
-    __slots__ = ()
-    __delitem__ = dict.__delitem__  # type: ignore[assignment]
-
-
-class SendCounters:
-    """Per binding (or VC) send accounting: what went down, what came back, with which status."""
-
-    __slots__ = ("by_status", "completed", "sent")
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.completed = 0
-        self.by_status: Counter[int] = StatusCounts()
-
-    @property
-    def in_flight(self) -> int:
-        return self.sent - self.completed
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "completed": self.completed,
-            "in_flight": self.in_flight,
-            "by_status": dict(self.by_status),
-        }
 
 
 class NDIS_MINIPORT_TIMER:
